@@ -1,0 +1,36 @@
+r"""Trains a GAN: ``python -m experiments.train --config=CFG.py:VARIANT --workdir=DIR``.
+
+Any config field can be overridden with ``--config.field=value`` (nested:
+``--config.model.spectral_norm=True``). Rerunning the same command resumes.
+Multi-host: start the same command on every host with ``--multihost``
+(calls ``jax.distributed.initialize()``; coordinator/process ids come from the
+cluster environment or the JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES /
+JAX_PROCESS_ID variables).
+"""
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics and samples.')
+flags.DEFINE_bool('multihost', False, 'Call jax.distributed.initialize() first.')
+config_flags.DEFINE_config_file('config', None, 'Config file, as path.py:variant.',
+                                lock_config=True)
+flags.mark_flags_as_required(['config', 'workdir'])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  import jax  # pylint: disable=g-import-not-at-top
+  if FLAGS.multihost:
+    jax.distributed.initialize()
+  from gan_stability.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  if not FLAGS['verbosity'].present:  # orbax logs every save at INFO
+    logging.set_verbosity(logging.WARNING)
+  result = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  print('final:', {k: round(v, 4) if isinstance(v, float) else v
+                   for k, v in result.items()}, flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,59 @@
+"""Checkpointing of the training state and the data position (orbax).
+
+A checkpoint holds the full :class:`GANState` (parameters, optimiser states,
+spectral-norm and batch-norm collections, EMA, step) and a JSON item with the
+data-iterator position. PRNG keys are not stored: every key is derived from
+the config seed and the step, so restoring the step restores the random
+stream. Orbax writes each checkpoint to a temporary directory and renames it
+when complete, so an interrupted save never replaces a good checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class Checkpointer:
+  """Thin wrapper around ``ocp.CheckpointManager`` for ``(state, meta)``."""
+
+  def __init__(self, directory: str, *, max_to_keep: int = 2):
+    self.directory = os.path.abspath(directory)
+    self._mngr = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
+                                             create=True))
+
+  def latest_step(self) -> int | None:
+    return self._mngr.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self._mngr.all_steps())
+
+  def save(self, step: int, state, meta: dict) -> None:
+    """Starts an (asynchronous) save of ``state`` and ``meta`` at ``step``."""
+    self._mngr.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+
+  def restore(self, step: int, target_state):
+    """Restores ``(state, meta)``; ``target_state`` gives shapes and shardings."""
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
+    try:
+      out = self._mngr.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+    except Exception as e:  # orbax raises many types; name the checkpoint.
+      raise RuntimeError(
+          f'cannot restore checkpoint {self.directory}/{step}: '
+          f'{type(e).__name__}: {e}. It does not match the current config '
+          f'(model shapes) or is damaged; use a new --workdir or delete it.'
+      ) from e
+    return out.state, out.meta
+
+  def wait(self) -> None:
+    self._mngr.wait_until_finished()
+
+  def close(self) -> None:
+    self._mngr.wait_until_finished()
+    self._mngr.close()

@@ -1,0 +1,198 @@
+"""Validation of training configs, before anything is compiled.
+
+:func:`validate` checks every field of a ``ConfigDict`` against
+:data:`SCHEMA` (type, range or allowed values), rejects unknown fields, and
+checks the combinations that cannot work (batch not divisible by the device
+count, penalties with packed discriminators, ...). Every error is a
+:class:`ConfigError` whose message starts with ``config.<field>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import Any, Callable, Sequence
+
+from gan_stability import losses, penalties
+
+
+class ConfigError(ValueError):
+  """A config field has an invalid value; the message names the field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+  kind: type | tuple[type, ...]
+  check: Callable[[Any], bool] | None = None
+  expect: str = ''
+  choices: Sequence[Any] | None = None
+
+
+def _int(check=None, expect=''):
+  return Field(int, check, expect)
+
+
+def _float(check=None, expect=''):
+  return Field(numbers.Real, check, expect)
+
+
+def _choice(*choices):
+  return Field(str, None, '', tuple(choices))
+
+
+_POS = (lambda v: v > 0, '> 0')
+_NONNEG = (lambda v: v >= 0, '>= 0')
+_UNIT = (lambda v: 0 <= v < 1, 'in [0, 1)')
+
+SCHEMA: dict[str, Field] = {
+    'variant': Field(str),
+    'seed': _int(*_NONNEG),
+    'dataset': _choice('ring', 'grid'),
+    'data.ring_modes': _int(lambda v: v >= 2, '>= 2'),
+    'data.ring_radius': _float(*_POS),
+    'data.ring_sigma': _float(*_POS),
+    'data.grid_size': _int(lambda v: v >= 2, '>= 2'),
+    'data.grid_spacing': _float(*_POS),
+    'data.grid_sigma': _float(*_POS),
+    'model.name': _choice('mlp'),
+    'model.z_dim': _int(*_POS),
+    'model.g_hidden': _int(*_POS),
+    'model.g_layers': _int(*_NONNEG),
+    'model.g_activation': _choice('relu', 'leaky_relu', 'tanh', 'elu'),
+    'model.d_hidden': _int(*_POS),
+    'model.d_layers': _int(*_NONNEG),
+    'model.d_activation': _choice('relu', 'leaky_relu', 'tanh', 'elu'),
+    'model.spectral_norm': Field(bool),
+    'model.sn_steps': _int(lambda v: v >= 1, '>= 1'),
+    'model.packing': _int(lambda v: v >= 1, '>= 1'),
+    'loss': _choice(*losses.LOSSES),
+    'penalty': _choice(*penalties.PENALTY_NAMES),
+    'penalty_weight': _float(*_NONNEG),
+    'gp_target': _float(*_NONNEG),
+    'n_critic': _int(lambda v: v >= 1, '>= 1'),
+    'd_clip': _float(*_NONNEG),
+    'batch_size': _int(*_POS),
+    'optimizer.name': _choice('adam', 'rmsprop', 'sgd'),
+    'optimizer.g_lr': _float(*_POS),
+    'optimizer.d_lr': _float(*_POS),
+    'optimizer.b1': _float(*_UNIT),
+    'optimizer.b2': _float(*_UNIT),
+    'optimizer.lr_schedule': _choice('constant', 'linear'),
+    'ema_decay': _float(*_UNIT),
+    'ema_start': _int(*_NONNEG),
+    'num_steps': _int(*_POS),
+    'steps_per_dispatch': _int(*_POS),
+    'log_every': _int(*_POS),
+    'eval_every': _int(*_POS),
+    'eval_samples': _int(*_POS),
+    'checkpoint_every': _int(*_POS),
+    'keep_checkpoints': _int(lambda v: v >= 1, '>= 1'),
+    'num_devices': _int(*_NONNEG),
+    'write_tensorboard': Field(bool),
+    'write_samples': Field(bool),
+}
+
+# Fields that may change when a run is resumed from its workdir.
+RESUMABLE_CHANGES = frozenset({
+    'num_steps', 'log_every', 'eval_every', 'eval_samples', 'checkpoint_every',
+    'keep_checkpoints', 'write_tensorboard', 'write_samples', 'num_devices',
+    'steps_per_dispatch',
+})
+
+
+def flatten(config) -> dict[str, Any]:
+  """``{'a.b': value}`` for every leaf of a (nested) ConfigDict or dict."""
+  out = {}
+
+  def rec(prefix, node):
+    items = node.items() if hasattr(node, 'items') else []
+    for k, v in items:
+      key = f'{prefix}{k}'
+      if hasattr(v, 'items'):
+        rec(key + '.', v)
+      else:
+        out[key] = v
+  rec('', config)
+  return out
+
+
+def _check_field(name: str, value: Any, spec: Field) -> None:
+  if spec.kind is not bool and isinstance(value, bool):
+    raise ConfigError(f'config.{name}: expected a number, got bool {value!r}')
+  if spec.kind is numbers.Real and isinstance(value, numbers.Real):
+    value = float(value)
+  elif not isinstance(value, spec.kind):
+    kind = getattr(spec.kind, '__name__', str(spec.kind))
+    raise ConfigError(f'config.{name}: expected {kind}, got '
+                      f'{type(value).__name__} {value!r}')
+  if spec.choices is not None and value not in spec.choices:
+    raise ConfigError(f'config.{name}: {value!r} is not allowed; allowed: '
+                      f'{list(spec.choices)}')
+  if isinstance(value, float) and value != value:
+    raise ConfigError(f'config.{name}: NaN is not allowed')
+  if spec.check is not None and not spec.check(value):
+    raise ConfigError(f'config.{name}: {value!r} must be {spec.expect}')
+
+
+def validate(config, *, num_devices: int | None = None) -> None:
+  """Raises :class:`ConfigError` naming the first invalid field.
+
+  Args:
+    config: the training ConfigDict.
+    num_devices: the number of devices the batch is split over (defaults to
+      what ``config.num_devices`` selects among the available devices).
+  """
+  flat = flatten(config)
+  unknown = sorted(set(flat) - set(SCHEMA))
+  if unknown:
+    raise ConfigError(f'config.{unknown[0]}: unknown field; known fields: '
+                      f'{sorted(SCHEMA)}')
+  missing = sorted(set(SCHEMA) - set(flat))
+  if missing:
+    raise ConfigError(f'config.{missing[0]}: missing field')
+  for name, spec in SCHEMA.items():
+    _check_field(name, flat[name], spec)
+
+  c = config
+  if num_devices is None:
+    import jax  # pylint: disable=g-import-not-at-top
+    available = jax.device_count()
+    if c.num_devices > available:
+      raise ConfigError(f'config.num_devices: {c.num_devices} requested but '
+                        f'only {available} devices are available')
+    num_devices = c.num_devices or available
+  if c.batch_size % num_devices:
+    raise ConfigError(f'config.batch_size: {c.batch_size} is not divisible by '
+                      f'the number of devices ({num_devices})')
+  if c.model.packing > 1:
+    if (c.batch_size // num_devices) % c.model.packing:
+      raise ConfigError(f'config.model.packing: the per-device batch '
+                        f'{c.batch_size // num_devices} is not a multiple of '
+                        f'packing={c.model.packing}')
+    if c.penalty != 'none':
+      raise ConfigError('config.penalty: gradient penalties are defined per '
+                        'example and are not supported with a packed '
+                        f'discriminator (model.packing={c.model.packing})')
+  if c.penalty == 'none' and c.penalty_weight != 0:
+    raise ConfigError(f'config.penalty_weight: {c.penalty_weight} given but '
+                      "config.penalty is 'none'")
+  if c.penalty != 'none' and c.penalty_weight == 0:
+    raise ConfigError(f'config.penalty_weight: must be > 0 when '
+                      f'config.penalty={c.penalty!r}')
+  if c.model.spectral_norm and c.d_clip > 0:
+    raise ConfigError('config.d_clip: weight clipping and '
+                      'model.spectral_norm are both Lipschitz constraints; '
+                      'use one')
+  for name in ('log_every', 'eval_every', 'checkpoint_every'):
+    if c[name] % c.steps_per_dispatch:
+      raise ConfigError(f'config.{name}: {c[name]} must be a multiple of '
+                        f'config.steps_per_dispatch={c.steps_per_dispatch}')
+  if c.ema_start > c.num_steps:
+    raise ConfigError(f'config.ema_start: {c.ema_start} is after '
+                      f'num_steps={c.num_steps}')
+
+
+def diff(old: dict, new: dict) -> list[str]:
+  """Fields (dotted) whose values differ between two flat configs."""
+  keys = sorted(set(old) | set(new))
+  return [k for k in keys if old.get(k, '<absent>') != new.get(k, '<absent>')]

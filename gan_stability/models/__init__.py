@@ -1,0 +1,36 @@
+"""Model registry: ``config.model.name`` -> (generator, discriminator) modules."""
+
+from __future__ import annotations
+
+from gan_stability.models import mlp
+from gan_stability.models.layers import SPECTRAL_STATS, spectral_sigmas
+
+
+def _mlp(model_cfg, data_shape):
+  if len(data_shape) != 1:
+    raise ValueError(
+        f'config.model.name: "mlp" needs vector data, got shape {data_shape}')
+  g = mlp.MLPGenerator(out_dim=data_shape[0], hidden=model_cfg.g_hidden,
+                       num_layers=model_cfg.g_layers,
+                       activation=model_cfg.g_activation)
+  d = mlp.MLPDiscriminator(hidden=model_cfg.d_hidden,
+                           num_layers=model_cfg.d_layers,
+                           activation=model_cfg.d_activation,
+                           spectral_norm=model_cfg.spectral_norm,
+                           sn_steps=model_cfg.sn_steps,
+                           packing=model_cfg.packing)
+  return g, d
+
+
+MODELS = {'mlp': _mlp}
+
+
+def build(model_cfg, data_shape):
+  """Returns ``(generator, discriminator)`` Flax modules for the config."""
+  if model_cfg.name not in MODELS:
+    raise ValueError(f'config.model.name: unknown model {model_cfg.name!r}; '
+                     f'allowed: {sorted(MODELS)}')
+  return MODELS[model_cfg.name](model_cfg, tuple(data_shape))
+
+
+__all__ = ['build', 'MODELS', 'SPECTRAL_STATS', 'spectral_sigmas']

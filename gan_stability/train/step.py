@@ -1,0 +1,194 @@
+"""The GAN train step: ``(state, batch, key) -> (state, metrics)``, pure.
+
+One train step is ``n_critic`` discriminator updates, each on its own real
+batch, followed by one generator update; ``state.step`` counts generator
+updates. The recipe (losses, penalty, optimisers, clipping, EMA) is fixed by
+the config when the step is built; nothing branches on strings at run time.
+
+Data parallelism: the step contains no collectives of its own. It is
+jit-compiled with the state replicated and the batch sharded along its batch
+axis over a ``'data'`` mesh axis (see :mod:`gan_stability.train.parallel`);
+XLA's SPMD partitioner inserts the all-reduces. The latents are drawn for the
+whole global batch and constrained to the same sharding, so with
+``jax_threefry_partitionable`` (the default) every device count sees the same
+numbers and differs only in float reduction order.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gan_stability import losses, penalties
+from gan_stability.models import SPECTRAL_STATS
+from gan_stability.train.state import GANState, make_optimizers
+
+Metrics = dict[str, jax.Array]
+
+
+def _mean(x):
+  return jnp.mean(x.astype(jnp.float32))
+
+
+def make_train_step(config, generator, discriminator, *,
+                    latent_sharding: Any = None
+                    ) -> Callable[[GANState, dict, jax.Array],
+                                  tuple[GANState, Metrics]]:
+  """Builds the pure train step for ``config``.
+
+  Args:
+    config: a validated training config.
+    generator, discriminator: Flax modules (``G(z, train=)`` and
+      ``D(x, update_stats=, train=)``).
+    latent_sharding: optional sharding for the latent batch (the batch's
+      sharding without its leading ``n_critic`` axis); ``None`` on one device.
+
+  Returns:
+    ``train_step(state, batch, key) -> (state, metrics)`` where
+    ``batch['x']`` has shape ``[n_critic, B, ...]``: real batch ``i`` feeds
+    discriminator update ``i``.
+  """
+  d_loss_fn, g_loss_fn = losses.get_losses(config.loss)
+  penalty_fn = penalties.get_penalty(config.penalty, target=config.gp_target)
+  penalty_weight = float(config.penalty_weight)
+  d_clip = float(config.d_clip)
+  ema_decay = float(config.ema_decay)
+  ema_start = int(config.ema_start)
+  z_dim = config.model.z_dim
+  g_opt, d_opt = make_optimizers(config)
+
+  def constrain(x):
+    if latent_sharding is None:
+      return x
+    return jax.lax.with_sharding_constraint(x, latent_sharding)
+
+  def generate(g_params, g_cols, key, batch_size):
+    """Samples in train mode; returns (samples, updated G collections)."""
+    z = constrain(jax.random.normal(key, (batch_size, z_dim), jnp.float32))
+    variables = {'params': g_params, **g_cols}
+    if g_cols:
+      return generator.apply(variables, z, train=True, mutable=list(g_cols))
+    return generator.apply(variables, z, train=True), g_cols
+
+  def d_apply(d_params, d_cols, x, update_stats):
+    variables = {'params': d_params, **d_cols}
+    if update_stats and SPECTRAL_STATS in d_cols:
+      logits, new = discriminator.apply(variables, x, update_stats=True,
+                                        train=True, mutable=[SPECTRAL_STATS])
+      return logits, {**d_cols, **new}
+    return discriminator.apply(variables, x, update_stats=False,
+                               train=True), d_cols
+
+  def d_update(carry, inputs):
+    d_params, d_opt_state, d_cols, g_params, g_cols = carry
+    real, key = inputs
+    k_z, k_pen = jax.random.split(key)
+    fake, _ = generate(g_params, g_cols, k_z, real.shape[0])
+    fake = jax.lax.stop_gradient(fake)
+
+    def loss_fn(params):
+      # Spectral-norm power iteration advances once per D update (on the
+      # real pass); the fake pass and the penalty start from the same stored
+      # vector, so all three see the same normalised weights.
+      real_logits, new_cols = d_apply(params, d_cols, real, True)
+      fake_logits, _ = d_apply(params, d_cols, fake, False)
+      adv = d_loss_fn(real_logits, fake_logits)
+      if penalty_fn is None:
+        pen = jnp.zeros((), jnp.float32)
+      else:
+        d_fn = lambda x: d_apply(params, d_cols, x, False)[0]
+        pen = penalty_fn(d_fn, real, fake, k_pen)
+      total = adv + penalty_weight * pen
+      return total, (adv, pen, _mean(real_logits), _mean(fake_logits), new_cols)
+
+    (_, (adv, pen, d_real, d_fake, new_cols)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(d_params)
+    updates, d_opt_state = d_opt.update(grads, d_opt_state, d_params)
+    d_params = optax.apply_updates(d_params, updates)
+    if d_clip > 0:
+      d_params = jax.tree.map(lambda p: jnp.clip(p, -d_clip, d_clip), d_params)
+    metrics = {'d_loss': adv, 'penalty': pen, 'd_real': d_real,
+               'd_fake': d_fake, 'd_grad_norm': optax.tree.norm(grads),
+               'd_update_norm': optax.tree.norm(updates)}
+    return (d_params, d_opt_state, new_cols, g_params, g_cols), metrics
+
+  def train_step(state: GANState, batch: dict, key: jax.Array
+                 ) -> tuple[GANState, Metrics]:
+    real = batch['x']
+    n_critic = real.shape[0]
+    keys = jax.random.split(key, n_critic + 1)
+    carry = (state.d_params, state.d_opt_state, state.d_collections,
+             state.g_params, state.g_collections)
+    (d_params, d_opt_state, d_cols, _, _), d_metrics = jax.lax.scan(
+        d_update, carry, (real, keys[:n_critic]))
+    d_metrics = jax.tree.map(jnp.mean, d_metrics)  # mean over critic updates
+
+    def g_loss(params):
+      fake, new_g_cols = generate(params, state.g_collections, keys[-1],
+                                  real.shape[1])
+      logits, _ = d_apply(d_params, d_cols, fake, False)
+      return g_loss_fn(logits), (new_g_cols, _mean(logits))
+
+    (g_loss_value, (g_cols, d_fake_after)), g_grads = jax.value_and_grad(
+        g_loss, has_aux=True)(state.g_params)
+    g_updates, g_opt_state = g_opt.update(g_grads, state.g_opt_state,
+                                          state.g_params)
+    g_params = optax.apply_updates(state.g_params, g_updates)
+
+    g_ema = state.g_ema_params
+    if g_ema is not None:
+      decay = jnp.where(state.step >= ema_start, ema_decay, 0.0)
+      g_ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
+                           g_ema, g_params)
+
+    new_state = GANState(
+        step=state.step + 1, g_params=g_params, d_params=d_params,
+        g_opt_state=g_opt_state, d_opt_state=d_opt_state,
+        g_collections=g_cols, d_collections=d_cols, g_ema_params=g_ema)
+    g_norm = optax.tree.norm(g_params)
+    d_norm = optax.tree.norm(d_params)
+    d_update_norm = d_metrics.pop('d_update_norm')
+    metrics = {
+        **d_metrics,
+        'd_gap': d_metrics['d_real'] - d_metrics['d_fake'],
+        'g_loss': g_loss_value,
+        'g_d_fake': d_fake_after,
+        'g_grad_norm': optax.tree.norm(g_grads),
+        'g_param_norm': g_norm,
+        'd_param_norm': d_norm,
+        'g_update_ratio': optax.tree.norm(g_updates) / (g_norm + 1e-12),
+        'd_update_ratio': d_update_norm / (d_norm + 1e-12),
+    }
+    return new_state, metrics
+
+  return train_step
+
+
+def make_multi_step(train_step):
+  """Fuses ``k`` train steps into one call: ``(state, batches, root_key)``.
+
+  ``batches['x']`` has shape ``[k, n_critic, B, ...]``; step ``s`` uses the key
+  ``fold_in(root_key, s)`` with ``s = state.step`` before that step, so the
+  key stream depends only on the root key and the step (resumable, and
+  independent of ``k``). Returns the final state and metrics stacked ``[k]``.
+  """
+
+  def multi_step(state, batches, root_key):
+    def body(st, batch):
+      return train_step(st, batch, jax.random.fold_in(root_key, st.step))
+    return jax.lax.scan(body, state, batches)
+
+  return multi_step
+
+
+def make_sample_fn(generator, z_dim: int):
+  """``sample(g_params, g_collections, key, n) -> [n, ...]`` in eval mode."""
+
+  def sample(g_params, g_cols, key, n):
+    z = jax.random.normal(key, (n, z_dim), jnp.float32)
+    return generator.apply({'params': g_params, **g_cols}, z, train=False)
+
+  return sample

@@ -1,0 +1,29 @@
+"""Installable package: `pip install -e .` (library + experiments), `[test]` for the tests."""
+import setuptools
+
+setuptools.setup(
+    name='gan_stability',
+    version='0.1.0',
+    description='Pure-functional JAX/Flax library for GAN training stability research.',
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    packages=setuptools.find_packages(include=['gan_stability', 'gan_stability.*',
+                                               'experiments', 'experiments.*']),
+    python_requires='>=3.10',
+    install_requires=[
+        'jax>=0.7.0',
+        'flax>=0.11.0',
+        'optax>=0.2.5',
+        'orbax-checkpoint>=0.11.0',
+        'ml-collections>=1.0.0',
+        'tensorflow-datasets>=4.9.9',
+        'importlib_resources>=6.0',  # needed by tensorflow-datasets, not declared by it
+        'absl-py>=2.1.0',
+        'numpy>=1.26',
+        'matplotlib>=3.8',
+        'tensorboardX>=2.6.2',  # TensorBoard event files without TensorFlow
+    ],
+    extras_require={
+        'test': ['pytest>=8.0', 'pytest-timeout>=2.3'],
+    },
+)
