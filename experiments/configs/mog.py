@@ -79,18 +79,16 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     c.loss = 'minimax'
   elif variant == 'nonsaturating':
     c.loss = 'nonsaturating'
-  elif variant == 'wgan_gp':
+  elif variant in ('wgan_gp', 'wgan_gp_toy'):
     c.loss = 'wasserstein'
     c.penalty = 'gp'
-    c.penalty_weight = 10.0
     c.n_critic = 5
-    c.optimizer.update(g_lr=1e-4, d_lr=1e-4, b1=0.0, b2=0.9)
-  elif variant == 'wgan_gp_toy':
-    c.loss = 'wasserstein'
-    c.penalty = 'gp'
-    c.penalty_weight = 0.1
-    c.n_critic = 5
-    c.optimizer.update(g_lr=1e-4, d_lr=1e-4, b1=0.5, b2=0.9)
+    if variant == 'wgan_gp':  # the paper's Algorithm 1
+      c.penalty_weight = 10.0
+      c.optimizer.update(g_lr=1e-4, d_lr=1e-4, b1=0.0, b2=0.9)
+    else:  # the authors' gan_toy.py
+      c.penalty_weight = 0.1
+      c.optimizer.update(g_lr=1e-4, d_lr=1e-4, b1=0.5, b2=0.9)
   elif variant == 'sngan':
     c.loss = 'nonsaturating'
     c.model.spectral_norm = True
