@@ -44,24 +44,19 @@ _POS = (lambda v: v > 0, '> 0')
 _NONNEG = (lambda v: v >= 0, '>= 0')
 _UNIT = (lambda v: 0 <= v < 1, 'in [0, 1)')
 
-SCHEMA: dict[str, Field] = {
+_ACTS = ('relu', 'leaky_relu', 'tanh', 'elu')
+MIXTURES = ('ring', 'grid')
+IMAGE_DATASETS = ('mnist', 'fashion_mnist', 'stacked_mnist')  # + 'tfds:<name>'
+
+# Fields every config has.
+COMMON: dict[str, Field] = {
     'variant': Field(str),
     'seed': _int(*_NONNEG),
-    'dataset': _choice('ring', 'grid'),
-    'data.ring_modes': _int(lambda v: v >= 2, '>= 2'),
-    'data.ring_radius': _float(*_POS),
-    'data.ring_sigma': _float(*_POS),
-    'data.grid_size': _int(lambda v: v >= 2, '>= 2'),
-    'data.grid_spacing': _float(*_POS),
-    'data.grid_sigma': _float(*_POS),
-    'model.name': _choice('mlp'),
+    'dataset': Field(str, lambda v: v in MIXTURES + IMAGE_DATASETS or (
+        v.startswith('tfds:') and len(v) > 5),
+                     f"one of {list(MIXTURES + IMAGE_DATASETS)} or 'tfds:<name>'"),
+    'model.name': _choice('mlp', 'dcgan', 'sngan_cnn', 'resnet'),
     'model.z_dim': _int(*_POS),
-    'model.g_hidden': _int(*_POS),
-    'model.g_layers': _int(*_NONNEG),
-    'model.g_activation': _choice('relu', 'leaky_relu', 'tanh', 'elu'),
-    'model.d_hidden': _int(*_POS),
-    'model.d_layers': _int(*_NONNEG),
-    'model.d_activation': _choice('relu', 'leaky_relu', 'tanh', 'elu'),
     'model.spectral_norm': Field(bool),
     'model.sn_steps': _int(lambda v: v >= 1, '>= 1'),
     'model.packing': _int(lambda v: v >= 1, '>= 1'),
@@ -91,6 +86,67 @@ SCHEMA: dict[str, Field] = {
     'write_tensorboard': Field(bool),
     'write_samples': Field(bool),
 }
+
+# Model fields by ``model.name``.
+_IMAGE_MODEL = {
+    'model.g_width': _int(*_POS),
+    'model.d_width': _int(*_POS),
+    'model.g_norm': _choice('batch', 'none'),
+    'model.d_norm': _choice('none', 'batch', 'layer'),
+    'model.conv_impl': _choice('auto', 'native', 'fast'),
+}
+MODEL_FIELDS: dict[str, dict[str, Field]] = {
+    'mlp': {
+        'model.g_hidden': _int(*_POS),
+        'model.g_layers': _int(*_NONNEG),
+        'model.g_activation': _choice(*_ACTS),
+        'model.d_hidden': _int(*_POS),
+        'model.d_layers': _int(*_NONNEG),
+        'model.d_activation': _choice(*_ACTS),
+    },
+    'dcgan': _IMAGE_MODEL,
+    'sngan_cnn': _IMAGE_MODEL,
+    'resnet': _IMAGE_MODEL,
+}
+
+# Data fields by kind of dataset.
+DATA_FIELDS: dict[str, dict[str, Field]] = {
+    'mixture': {
+        'data.ring_modes': _int(lambda v: v >= 2, '>= 2'),
+        'data.ring_radius': _float(*_POS),
+        'data.ring_sigma': _float(*_POS),
+        'data.grid_size': _int(lambda v: v >= 2, '>= 2'),
+        'data.grid_spacing': _float(*_POS),
+        'data.grid_sigma': _float(*_POS),
+    },
+    'image': {
+        'data.source': _choice('idx', 'tfds'),
+        'data.dir': Field(str),
+        'data.split': Field(str, lambda v: bool(v), 'a split name'),
+        'data.pad_to': _int(lambda v: v in (0, 32), '0 (none) or 32'),
+        'data.stacked_num_examples': _int(*_POS),
+        'data.samples_per_row': _int(*_POS),
+    },
+}
+
+
+def data_kind(dataset: str) -> str:
+  return 'mixture' if dataset in MIXTURES else 'image'
+
+
+def schema_for(config) -> dict[str, Field]:
+  """The fields a config must have, given its model and dataset."""
+  name = config.get('model', {}).get('name', 'mlp')
+  dataset = config.get('dataset', 'ring')
+  out = dict(COMMON)
+  out.update(MODEL_FIELDS.get(name, {}))
+  out.update(DATA_FIELDS[data_kind(dataset) if isinstance(dataset, str)
+                         else 'mixture'])
+  return out
+
+
+# Back-compat alias: the MLP / mixture schema.
+SCHEMA = {**COMMON, **MODEL_FIELDS['mlp'], **DATA_FIELDS['mixture']}
 
 # Fields that may change when a run is resumed from its workdir.
 RESUMABLE_CHANGES = frozenset({
@@ -143,14 +199,24 @@ def validate(config, *, num_devices: int | None = None) -> None:
       what ``config.num_devices`` selects among the available devices).
   """
   flat = flatten(config)
-  unknown = sorted(set(flat) - set(SCHEMA))
+  for name in ('model.name', 'dataset'):  # they select the rest of the schema
+    if name in flat:
+      _check_field(name, flat[name], COMMON[name])
+  model_name, dataset = flat.get('model.name'), flat.get('dataset')
+  if model_name and dataset and (model_name == 'mlp') != (
+      data_kind(dataset) == 'mixture'):
+    raise ConfigError(f'config.model.name: {model_name!r} does not fit '
+                      f'dataset {dataset!r} (mlp is for the 2-D mixtures, '
+                      'the convolutional models for images)')
+  schema = schema_for(config)
+  unknown = sorted(set(flat) - set(schema))
   if unknown:
     raise ConfigError(f'config.{unknown[0]}: unknown field; known fields: '
-                      f'{sorted(SCHEMA)}')
-  missing = sorted(set(SCHEMA) - set(flat))
+                      f'{sorted(schema)}')
+  missing = sorted(set(schema) - set(flat))
   if missing:
     raise ConfigError(f'config.{missing[0]}: missing field')
-  for name, spec in SCHEMA.items():
+  for name, spec in schema.items():
     _check_field(name, flat[name], spec)
 
   c = config
@@ -179,6 +245,17 @@ def validate(config, *, num_devices: int | None = None) -> None:
   if c.penalty != 'none' and c.penalty_weight == 0:
     raise ConfigError(f'config.penalty_weight: must be > 0 when '
                       f'config.penalty={c.penalty!r}')
+  if data_kind(c.dataset) == 'image':
+    if c.data.source == 'idx' and c.dataset.startswith('tfds:'):
+      raise ConfigError(f'config.data.source: {c.dataset!r} needs '
+                        "data.source='tfds'")
+    if c.data.source == 'idx' and not c.data.dir:
+      raise ConfigError('config.data.dir: required with data.source=idx (the '
+                        f'directory holding the IDX files of {c.dataset!r})')
+  if c.model.get('d_norm', 'none') == 'batch' and c.penalty != 'none':
+    raise ConfigError('config.model.d_norm: batch norm in D mixes examples, '
+                      'so the per-example gradient penalty '
+                      f'{c.penalty!r} is undefined; use none or layer')
   if c.model.spectral_norm and c.d_clip > 0:
     raise ConfigError('config.d_clip: weight clipping and '
                       'model.spectral_norm are both Lipschitz constraints; '

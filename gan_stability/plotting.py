@@ -52,3 +52,27 @@ def save_grid(path: str, panels, centers_by_panel, titles, ncols: int):
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
+
+
+def image_grid(images, ncols: int) -> np.ndarray:
+  """Tiles ``[N, H, W, C]`` images in [-1, 1] into one ``[H', W', 3]`` uint8
+  array (1-pixel gaps); grey-scale is replicated to RGB."""
+  images = np.asarray(images, np.float32)
+  n, h, w, c = images.shape
+  if c == 1:
+    images = np.repeat(images, 3, axis=-1)
+  images = np.clip((images + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
+  nrows = (n + ncols - 1) // ncols
+  grid = np.full((nrows * (h + 1) + 1, ncols * (w + 1) + 1, 3), 255, np.uint8)
+  for i in range(n):
+    r, col = divmod(i, ncols)
+    grid[1 + r * (h + 1):1 + r * (h + 1) + h,
+         1 + col * (w + 1):1 + col * (w + 1) + w] = images[i, ..., :3]
+  return grid
+
+
+def save_image_grid(path: str, images, ncols: int) -> np.ndarray:
+  """Writes the :func:`image_grid` of ``images`` as a PNG; returns it."""
+  grid = image_grid(images, ncols)
+  plt.imsave(path, grid)
+  return grid

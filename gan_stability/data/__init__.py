@@ -1,14 +1,63 @@
-"""Data sources. Every source is an iterator of process-local numpy batches
-with ``element_shape``, ``get_state()`` and ``set_state(state)`` so that its
-position is saved with the checkpoint."""
+"""Data sources behind one interface.
+
+Every training iterator yields process-local numpy batches (the process's
+rows of the global batch; images ``[n, H, W, C]`` float32 in [-1, 1]) and has
+``element_shape``, ``get_state()`` and ``set_state(state)``, so its position is
+saved with the checkpoint and a resumed run sees the same batches.
+
+``config.dataset``:
+  * ``ring`` / ``grid`` - 2-D Gaussian mixtures (:mod:`.mixtures`);
+  * ``mnist`` / ``fashion_mnist`` - IDX files in ``config.data.dir``
+    (``data.source='idx'``) or TFDS (``data.source='tfds'``);
+  * ``stacked_mnist`` - 1,000-mode Stacked MNIST built from the MNIST source;
+  * ``tfds:<name>`` - any TFDS image dataset via ``tfds.data_source``.
+"""
 
 from __future__ import annotations
 
+import functools
+
 import jax
+import numpy as np
 
 from gan_stability.data import mixtures
 
-DATASETS = ('ring', 'grid')
+STACKED_MNIST_SEED = 0  # the dataset is the same for every training seed
+
+
+def _check_dir(config):
+  if config.data.source == 'idx' and not config.data.dir:
+    raise ValueError(f'config.data.dir: required with data.source=idx '
+                     f'(the directory holding the IDX files of '
+                     f'{config.dataset!r})')
+
+
+@functools.lru_cache(maxsize=4)
+def _load_images(dataset: str, source: str, directory: str, split: str,
+                 stacked_num_examples: int) -> np.ndarray:
+  """uint8 ``[N, H, W, C]`` images for an image dataset (cached per process)."""
+  from gan_stability.data import idx, stacked_mnist, tfds_source  # pylint: disable=g-import-not-at-top
+  if dataset.startswith('tfds:'):
+    return tfds_source.load_tfds_images(dataset[len('tfds:'):], split,
+                                        data_dir=directory or None)[0]
+  base = 'mnist' if dataset == 'stacked_mnist' else dataset
+  if source == 'idx':
+    images, labels = idx.load_idx_dataset(directory, split)
+  else:
+    images, labels = tfds_source.load_tfds_images(base, split,
+                                                  data_dir=directory or None)
+  if dataset == 'stacked_mnist':
+    images, _ = stacked_mnist.make_stacked_mnist(
+        images, labels, num_examples=stacked_num_examples,
+        seed=STACKED_MNIST_SEED)
+  return images
+
+
+def load_images(config) -> np.ndarray:
+  _check_dir(config)
+  d = config.data
+  return _load_images(config.dataset, d.source, d.dir, d.split,
+                      d.stacked_num_examples)
 
 
 def make_iterator(config, *, seed: int):
@@ -18,5 +67,8 @@ def make_iterator(config, *, seed: int):
         mixtures.from_config(config), global_batch=config.batch_size,
         seed=seed, process_index=jax.process_index(),
         process_count=jax.process_count())
-  raise ValueError(f'config.dataset: unknown dataset {config.dataset!r}; '
-                   f'allowed: {list(DATASETS)}')
+  from gan_stability.data import images  # pylint: disable=g-import-not-at-top
+  return images.ArrayImageIterator(
+      load_images(config), global_batch=config.batch_size, seed=seed,
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      pad_to=config.data.pad_to or None)

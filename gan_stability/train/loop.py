@@ -22,10 +22,8 @@ from absl import logging
 
 from gan_stability import config as config_lib
 from gan_stability import data as data_lib
-from gan_stability import models, plotting, writers
+from gan_stability import evaluation, models, writers
 from gan_stability.checkpoint import Checkpointer
-from gan_stability.data import mixtures
-from gan_stability.metrics import mixtures as mixture_metrics
 from gan_stability.train import parallel, state as state_lib, step as step_lib
 
 
@@ -78,7 +76,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   _check_config_file(config, workdir)
 
   mesh = parallel.make_mesh(config.num_devices)
-  mixture = mixtures.from_config(config)
+  evaluator = evaluation.make_evaluator(config)
   iterator = data_lib.make_iterator(config, seed=config.seed)
   data_shape = iterator.element_shape
   generator, discriminator = models.build(config.model, data_shape)
@@ -118,17 +116,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
     g_params = state_lib.eval_generator_params(state)
     samples = np.asarray(jax.device_get(
         sample(g_params, state.g_collections, eval_key, config.eval_samples)))
-    result = mixture_metrics.mode_metrics(samples, mixture.centers,
-                                          mixture.sigma)
+    sample_dir = None
     if config.write_samples and jax.process_index() == 0:
-      os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
-      image = plotting.save_scatter(
-          os.path.join(workdir, 'samples', f'step_{step:07d}.png'), samples,
-          mixture.centers,
-          f"step {step}: {result['modes']} modes, "
-          f"{result['high_quality']:.1f}% HQ")
-      writer.add_image('samples', image, step)
-    return result, samples
+      sample_dir = os.path.join(workdir, 'samples')
+      os.makedirs(sample_dir, exist_ok=True)
+    return evaluator(samples, step, sample_dir=sample_dir, writer=writer), samples
 
   progress = writers.Progress(config.num_steps, start)
   step = start

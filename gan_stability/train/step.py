@@ -23,7 +23,6 @@ import jax.numpy as jnp
 import optax
 
 from gan_stability import losses, penalties
-from gan_stability.models import SPECTRAL_STATS
 from gan_stability.train.state import GANState, make_optimizers
 
 Metrics = dict[str, jax.Array]
@@ -74,13 +73,16 @@ def make_train_step(config, generator, discriminator, *,
     return generator.apply(variables, z, train=True), g_cols
 
   def d_apply(d_params, d_cols, x, update_stats):
+    """D in train mode. Only the pass with ``update_stats`` keeps the new
+    collections (spectral-norm vectors, batch-norm averages); other passes
+    are applied with the collections mutable and their updates dropped."""
     variables = {'params': d_params, **d_cols}
-    if update_stats and SPECTRAL_STATS in d_cols:
-      logits, new = discriminator.apply(variables, x, update_stats=True,
-                                        train=True, mutable=[SPECTRAL_STATS])
-      return logits, {**d_cols, **new}
-    return discriminator.apply(variables, x, update_stats=False,
-                               train=True), d_cols
+    if not d_cols:
+      return discriminator.apply(variables, x, update_stats=False,
+                                 train=True), d_cols
+    logits, new = discriminator.apply(variables, x, update_stats=update_stats,
+                                      train=True, mutable=list(d_cols))
+    return logits, ({**d_cols, **new} if update_stats else d_cols)
 
   def d_update(carry, inputs):
     d_params, d_opt_state, d_cols, g_params, g_cols = carry

@@ -1,0 +1,92 @@
+"""Shared builder for the image configs (mnist.py, stacked_mnist.py, cifar10.py).
+
+Each recipe below is the published one; the per-dataset files choose the
+architecture and data. ``smoke`` shrinks everything so a few steps run on a
+CPU in seconds.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+VARIANTS = ('vanilla', 'nonsaturating', 'wgan_gp', 'sngan', 'smoke')
+
+
+def base(*, variant: str, dataset: str, model: str, z_dim: int, g_width: int,
+         d_width: int, data_dir: str = '', source: str = 'idx',
+         pad_to: int = 0) -> ml_collections.ConfigDict:
+  if variant not in VARIANTS:
+    raise ValueError(f'config variant: unknown {variant!r}; allowed: {list(VARIANTS)}')
+  c = ml_collections.ConfigDict()
+  c.variant = variant
+  c.seed = 0
+  c.dataset = dataset
+  c.data = ml_collections.ConfigDict(dict(
+      source=source,       # idx: IDX files in data.dir; tfds: tfds.data_source
+      dir=data_dir,        # IDX directory, or TFDS data_dir ('' = TFDS default)
+      split='train',
+      pad_to=pad_to,       # 0, or 32 to pad 28x28 images to 32x32
+      stacked_num_examples=128_000,
+      samples_per_row=8,
+  ))
+  c.model = ml_collections.ConfigDict(dict(
+      name=model, z_dim=z_dim, g_width=g_width, d_width=d_width,
+      g_norm='batch', d_norm='none', spectral_norm=False, sn_steps=1,
+      packing=1,
+      conv_impl='auto',  # stride-2 4x4 convs: auto | native | fast (exact)
+  ))
+  c.loss = 'nonsaturating'
+  c.penalty = 'none'
+  c.penalty_weight = 0.0
+  c.gp_target = 1.0
+  c.n_critic = 1
+  c.d_clip = 0.0
+  c.batch_size = 64
+  c.optimizer = ml_collections.ConfigDict(dict(
+      name='adam', g_lr=2e-4, d_lr=2e-4, b1=0.5, b2=0.999,
+      lr_schedule='constant'))
+  c.ema_decay = 0.0
+  c.ema_start = 0
+  c.num_steps = 100_000
+  c.steps_per_dispatch = 10
+  c.log_every = 100
+  c.eval_every = 1000
+  c.eval_samples = 64          # the fixed latent batch drawn at each eval
+  c.checkpoint_every = 1000
+  c.keep_checkpoints = 2
+  c.num_devices = 0
+  c.write_tensorboard = True
+  c.write_samples = True
+
+  if variant == 'vanilla':
+    # Radford et al. 2016 (DCGAN): Adam(2e-4, 0.5), batch norm in G and D.
+    c.loss = 'minimax'
+    c.model.d_norm = 'batch'
+  elif variant == 'nonsaturating':
+    c.loss = 'nonsaturating'
+    c.model.d_norm = 'batch'
+  elif variant == 'wgan_gp':
+    # Gulrajani et al. 2017, Algorithm 1 / their MNIST and CIFAR code:
+    # lambda 10, n_critic 5, Adam(1e-4, 0.5, 0.9), no batch norm in the critic.
+    c.loss = 'wasserstein'
+    c.penalty = 'gp'
+    c.penalty_weight = 10.0
+    c.n_critic = 5
+    c.optimizer.update(g_lr=1e-4, d_lr=1e-4, b1=0.5, b2=0.9)
+  elif variant == 'sngan':
+    # Miyato et al. 2018: spectral norm on every D layer, Table 1 setting A
+    # (alpha 1e-4, beta1 0.5, beta2 0.9, n_dis 5), non-saturating loss.
+    c.loss = 'nonsaturating'
+    c.model.spectral_norm = True
+    c.n_critic = 5
+    c.optimizer.update(g_lr=1e-4, d_lr=1e-4, b1=0.5, b2=0.9)
+  elif variant == 'smoke':
+    c.model.update(g_width=8, d_width=8, z_dim=16)
+    c.batch_size = 8
+    c.num_steps = 2
+    c.steps_per_dispatch = 1
+    c.log_every = c.eval_every = c.checkpoint_every = 1
+    c.eval_samples = 4
+    c.data.samples_per_row = 2
+    c.data.stacked_num_examples = 256
+  return c
