@@ -126,6 +126,7 @@ DATA_FIELDS: dict[str, dict[str, Field]] = {
         'data.pad_to': _int(lambda v: v in (0, 32), '0 (none) or 32'),
         'data.stacked_num_examples': _int(*_POS),
         'data.samples_per_row': _int(*_POS),
+        'data.download': Field(bool),
     },
 }
 

@@ -30,3 +30,22 @@ def run_python(code_or_args, *, devices: int = 1, timeout: int = 300,
     pytest.fail(f'subprocess failed ({proc.returncode}):\n{proc.stdout[-3000:]}'
                 f'\n{proc.stderr[-5000:]}')
   return proc
+
+
+def write_fake_idx(directory, *, num_train: int = 64, num_test: int = 16,
+                   seed: int = 0):
+  """Writes gzip IDX files with random 28x28 'digits' in the MNIST layout."""
+  import gzip
+  import struct
+
+  import numpy as np
+  os.makedirs(directory, exist_ok=True)
+  rng = np.random.default_rng(seed)
+  for prefix, n in (('train', num_train), ('t10k', num_test)):
+    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    labels = np.arange(n, dtype=np.uint8) % 10
+    with gzip.open(os.path.join(directory, f'{prefix}-images-idx3-ubyte.gz'), 'wb') as f:
+      f.write(struct.pack('>IIII', 0x803, n, 28, 28) + images.tobytes())
+    with gzip.open(os.path.join(directory, f'{prefix}-labels-idx1-ubyte.gz'), 'wb') as f:
+      f.write(struct.pack('>II', 0x801, n) + labels.tobytes())
+  return directory

@@ -28,6 +28,7 @@ def base(*, variant: str, dataset: str, model: str, z_dim: int, g_width: int,
       pad_to=pad_to,       # 0, or 32 to pad 28x28 images to 32x32
       stacked_num_examples=128_000,
       samples_per_row=8,
+      download=False,      # let TFDS download/prepare a missing dataset
   ))
   c.model = ml_collections.ConfigDict(dict(
       name=model, z_dim=z_dim, g_width=g_width, d_width=d_width,

@@ -34,18 +34,19 @@ def _check_dir(config):
 
 @functools.lru_cache(maxsize=4)
 def _load_images(dataset: str, source: str, directory: str, split: str,
-                 stacked_num_examples: int) -> np.ndarray:
+                 stacked_num_examples: int, download: bool) -> np.ndarray:
   """uint8 ``[N, H, W, C]`` images for an image dataset (cached per process)."""
   from gan_stability.data import idx, stacked_mnist, tfds_source  # pylint: disable=g-import-not-at-top
   if dataset.startswith('tfds:'):
     return tfds_source.load_tfds_images(dataset[len('tfds:'):], split,
-                                        data_dir=directory or None)[0]
+                                        data_dir=directory or None,
+                                        download=download)[0]
   base = 'mnist' if dataset == 'stacked_mnist' else dataset
   if source == 'idx':
     images, labels = idx.load_idx_dataset(directory, split)
   else:
-    images, labels = tfds_source.load_tfds_images(base, split,
-                                                  data_dir=directory or None)
+    images, labels = tfds_source.load_tfds_images(
+        base, split, data_dir=directory or None, download=download)
   if dataset == 'stacked_mnist':
     images, _ = stacked_mnist.make_stacked_mnist(
         images, labels, num_examples=stacked_num_examples,
@@ -57,7 +58,7 @@ def load_images(config) -> np.ndarray:
   _check_dir(config)
   d = config.data
   return _load_images(config.dataset, d.source, d.dir, d.split,
-                      d.stacked_num_examples)
+                      d.stacked_num_examples, d.download)
 
 
 def make_iterator(config, *, seed: int):

@@ -1,4 +1,8 @@
-"""Model registry: ``config.model.name`` -> (generator, discriminator) modules."""
+"""Model registry: ``config.model.name`` -> (generator, discriminator) modules.
+
+Every generator is ``G(z, *, train)``; every discriminator is
+``D(x, *, update_stats=False, train=False) -> logits [B]``.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,20 @@ def _mlp(model_cfg, data_shape):
   return g, d
 
 
-MODELS = {'mlp': _mlp}
+def _lazy(module_name):
+  def build_fn(model_cfg, data_shape):
+    import importlib  # pylint: disable=g-import-not-at-top
+    module = importlib.import_module(f'gan_stability.models.{module_name}')
+    return module.build(model_cfg, data_shape)
+  return build_fn
+
+
+MODELS = {
+    'mlp': _mlp,
+    'dcgan': _lazy('dcgan'),          # Radford et al. 2016
+    'sngan_cnn': _lazy('cnn'),        # Miyato et al. 2018, Table 3
+    'resnet': _lazy('resnet'),        # Gulrajani et al. 2017; Miyato et al. 2018
+}
 
 
 def build(model_cfg, data_shape):

@@ -79,7 +79,9 @@ def init_state(config, generator, discriminator, key: jax.Array,
       g_params=g_params, d_params=d_params,
       g_opt_state=g_opt.init(g_params), d_opt_state=d_opt.init(d_params),
       g_collections=g_vars, d_collections=d_vars,
-      g_ema_params=g_params if config.ema_decay > 0 else None,
+      # A copy, not an alias: the train step donates the state's buffers.
+      g_ema_params=(jax.tree.map(jnp.copy, g_params)
+                    if config.ema_decay > 0 else None),
   )
 
 

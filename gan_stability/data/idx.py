@@ -1,0 +1,137 @@
+"""Reader for the IDX format of MNIST and Fashion-MNIST.
+
+Format (LeCun et al., http://yann.lecun.com/exdb/mnist/, section "FILE FORMATS
+FOR THE MNIST DATABASE"): a 4-byte magic number ``0x00 0x00 TYPE NDIM``, then
+``NDIM`` big-endian uint32 dimension sizes, then the data in C order,
+big-endian. TYPE: 0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32,
+0x0E float64. Files may be gzip-compressed (detected from the gzip magic bytes,
+not from the file name).
+
+``load_idx_dataset`` reads the four standard files of a directory, e.g.
+``train-images-idx3-ubyte.gz`` / ``train-labels-idx1-ubyte.gz`` (60,000
+examples) and ``t10k-images-idx3-ubyte.gz`` / ``t10k-labels-idx1-ubyte.gz``
+(10,000); Fashion-MNIST (Xiao et al. 2017) uses the same names and layout.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+
+import numpy as np
+
+# IDX type code -> big-endian numpy dtype.
+_IDX_DTYPES = {
+    0x08: np.dtype('>u1'),
+    0x09: np.dtype('>i1'),
+    0x0B: np.dtype('>i2'),
+    0x0C: np.dtype('>i4'),
+    0x0D: np.dtype('>f4'),
+    0x0E: np.dtype('>f8'),
+}
+
+_GZIP_MAGIC = b'\x1f\x8b'
+
+# split -> (images file, labels file), without the optional '.gz'.
+_SPLIT_FILES = {
+    'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+    'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
+}
+
+
+def parse_idx(data: bytes, name: str = '<bytes>') -> np.ndarray:
+  """Parses the (uncompressed) bytes of an IDX file.
+
+  Args:
+    data: the file content.
+    name: used in error messages.
+
+  Returns:
+    A native-endian, writable array with the dtype and shape of the header.
+
+  Raises:
+    ValueError: on a bad magic number, an unknown type code or a data size
+      that does not match the header.
+  """
+  if len(data) < 4 or data[0] != 0 or data[1] != 0:
+    raise ValueError(f'{name}: not an IDX file (magic number '
+                     f'{data[:4].hex() or "<empty>"}; expected 0000TTNN)')
+  type_code, ndim = data[2], data[3]
+  if type_code not in _IDX_DTYPES:
+    raise ValueError(f'{name}: unknown IDX type code 0x{type_code:02x}; '
+                     f'known: {sorted(hex(k) for k in _IDX_DTYPES)}')
+  header = 4 + 4 * ndim
+  if len(data) < header:
+    raise ValueError(f'{name}: truncated IDX header ({len(data)} bytes, '
+                     f'{ndim} dims need {header})')
+  shape = struct.unpack(f'>{ndim}I', data[4:header])
+  dtype = _IDX_DTYPES[type_code]
+  expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+  if len(data) - header != expected:
+    raise ValueError(f'{name}: IDX header says shape {shape} of {dtype.name} '
+                     f'({expected} bytes) but the file holds '
+                     f'{len(data) - header} data bytes')
+  array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+  return array.astype(dtype.newbyteorder('='))  # a native, writable copy
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+  """Reads an IDX file (plain or gzip-compressed) into a numpy array."""
+  with open(path, 'rb') as f:
+    data = f.read()
+  if data[:2] == _GZIP_MAGIC:
+    data = gzip.decompress(data)
+  return parse_idx(data, name=os.fspath(path))
+
+
+def _find(directory: str, stem: str) -> str:
+  """``directory/stem.gz`` or ``directory/stem``, whichever exists."""
+  for candidate in (stem + '.gz', stem):
+    path = os.path.join(directory, candidate)
+    if os.path.isfile(path):
+      return path
+  raise FileNotFoundError(
+      f'config.data.dir={directory!r}: missing IDX file {stem}.gz (or {stem}) '
+      f'in directory {directory!r}; set config.data.dir to the folder holding '
+      'the MNIST-format files train-images-idx3-ubyte.gz, '
+      'train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, '
+      't10k-labels-idx1-ubyte.gz')
+
+
+def load_idx_dataset(directory: str | os.PathLike,
+                     split: str = 'train') -> tuple[np.ndarray, np.ndarray]:
+  """Images and labels of an MNIST-format directory.
+
+  Args:
+    directory: folder with the IDX files (``config.data.dir``).
+    split: ``'train'`` (the ``train-*`` files) or ``'test'`` (``t10k-*``).
+
+  Returns:
+    ``(images, labels)``: uint8 ``[N, rows, cols, 1]`` (28 x 28 for MNIST and
+    Fashion-MNIST) and int64 ``[N]``.
+
+  Raises:
+    FileNotFoundError: a file is missing (names the directory, the file and
+      ``config.data.dir``).
+    ValueError: unknown split, or files of the wrong type or sizes.
+  """
+  if split not in _SPLIT_FILES:
+    raise ValueError(f'config.data.split: unknown IDX split {split!r}; '
+                     f'allowed: {sorted(_SPLIT_FILES)}')
+  directory = os.fspath(directory)
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(
+        f'config.data.dir={directory!r}: directory not found (it must hold '
+        f'the IDX files {_SPLIT_FILES[split][0]}.gz and '
+        f'{_SPLIT_FILES[split][1]}.gz)')
+  image_path, label_path = (_find(directory, s) for s in _SPLIT_FILES[split])
+  images = read_idx(image_path)
+  labels = read_idx(label_path)
+  if images.dtype != np.uint8 or images.ndim != 3:
+    raise ValueError(f'{image_path}: expected uint8 [N, rows, cols] images, '
+                     f'got {images.dtype} {images.shape}')
+  if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+    raise ValueError(f'{label_path}: expected {images.shape[0]} labels, got '
+                     f'shape {labels.shape}')
+  return images[..., None], labels.astype(np.int64)

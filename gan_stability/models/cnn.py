@@ -1,0 +1,123 @@
+"""The "standard CNN" of Miyato, Kataoka, Koyama & Yoshida, "Spectral
+Normalization for Generative Adversarial Networks", ICLR 2018, Table 3.
+
+(a) Generator, ``M_g = H / 8`` (4 for CIFAR-10)::
+
+    z in R^128 ~ N(0, I)
+    dense -> M_g x M_g x 512                      (BN, ReLU)
+    4x4 stride-2 deconv -> 256                    (BN, ReLU)
+    4x4 stride-2 deconv -> 128                    (BN, ReLU)
+    4x4 stride-2 deconv -> 64                     (BN, ReLU)
+    3x3 stride-1 conv   -> 3                      tanh
+
+(b) Discriminator, LeakyReLU slope 0.1 after every convolution::
+
+    3x3 s1 conv 64, 4x4 s2 conv 64, 3x3 s1 conv 128, 4x4 s2 conv 128,
+    3x3 s1 conv 256, 4x4 s2 conv 256, 3x3 s1 conv 512, dense -> 1
+
+Widths scale with ``g_width`` (the 512 above: G uses ``g, g/2, g/4, g/8``)
+and ``d_width`` (the 64 above: D uses ``d, d, 2d, 2d, 4d, 4d, 8d``). Table 3
+lists no normalisation after G's dense layer; the authors' Chainer code
+(``DCGANGenerator`` of chainer-gan-lib) applies BN and ReLU there, which is
+followed here. Weights are initialised from N(0, 0.02) as in that code.
+Spectral normalisation of D is switched on by ``spectral_norm``; the optional
+``norm`` of D (not in the paper) follows every convolution but the first.
+Stride-2 4x4 layers use :mod:`gan_stability.models.fast_conv` (exactly
+``nn.Conv`` / ``nn.ConvTranspose``; faster on the CPU).
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gan_stability.models import fast_conv, norms
+
+INIT = norms.normal_init(0.02)
+SUPPORTED = '(S, S, C) with S a multiple of 8 (32 for CIFAR-10, 48 for STL-10)'
+
+
+class SNGANGenerator(nn.Module):
+  """``G(z, *, train) -> [B, H, W, C]`` in [-1, 1] (Miyato et al. Table 3a)."""
+  out_shape: tuple[int, int, int] = (32, 32, 3)
+  width: int = 512
+  norm: str = 'batch'
+  conv_impl: str = 'auto'
+
+  @nn.compact
+  def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
+    size, _, channels = self.out_shape
+    base = size // 8
+    use_bias = self.norm != 'batch'
+    h = nn.Dense(base * base * self.width, use_bias=use_bias, kernel_init=INIT,
+                 name='dense')(z)
+    h = h.reshape(z.shape[0], base, base, self.width)
+    h = nn.relu(norms.norm_layer(self.norm, train=train, name='bn_0')(h))
+    for i in range(1, 4):
+      h = fast_conv.ConvTranspose(
+          max(1, self.width // 2 ** i), (4, 4), (2, 2), 'SAME',
+          use_bias=use_bias, impl=self.conv_impl, kernel_init=INIT,
+          name=f'deconv_{i}')(h)
+      h = nn.relu(norms.norm_layer(self.norm, train=train, name=f'bn_{i}')(h))
+    h = nn.Conv(channels, (3, 3), padding='SAME', kernel_init=INIT,
+                name='conv_out')(h)
+    return jnp.tanh(h)
+
+
+# (kernel, stride, width multiplier) of the discriminator's convolutions.
+D_LAYERS = ((3, 1, 1), (4, 2, 1), (3, 1, 2), (4, 2, 2), (3, 1, 4), (4, 2, 4),
+            (3, 1, 8))
+
+
+class SNGANDiscriminator(nn.Module):
+  """``D(x, *, update_stats=False, train=False) -> logits [B / packing]``
+  (Miyato et al. Table 3b)."""
+  width: int = 64
+  norm: str = 'none'
+  spectral_norm: bool = False
+  sn_steps: int = 1
+  packing: int = 1
+  conv_impl: str = 'auto'
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, update_stats: bool = False,
+               train: bool = False) -> jax.Array:
+    h = norms.pack(x, self.packing)
+    wrap = lambda layer: norms.sn_layer(layer, self.spectral_norm,
+                                        self.sn_steps, update_stats)
+    for i, (k, s, mult) in enumerate(D_LAYERS):
+      normed = i > 0 and self.norm != 'none'
+      h = wrap(fast_conv.Conv(
+          self.width * mult, (k, k), (s, s), 'SAME',
+          use_bias=not (normed and self.norm == 'batch'),
+          impl=self.conv_impl, kernel_init=INIT, name=f'conv_{i}'))(h)
+      if normed:
+        h = norms.norm_layer(self.norm, train=train, name=f'norm_{i}')(h)
+      h = nn.leaky_relu(h, negative_slope=0.1)
+    h = h.reshape(h.shape[0], -1)
+    out = wrap(nn.Dense(1, kernel_init=INIT, name='out'))(h)
+    return jnp.squeeze(out, axis=-1)
+
+
+def build(model_cfg, data_shape) -> tuple[SNGANGenerator, SNGANDiscriminator]:
+  """``(generator, discriminator)`` for ``config.model`` and ``(H, W, C)``.
+
+  Reads ``name, g_width (paper 512), d_width (paper 64), g_norm, d_norm,
+  spectral_norm, sn_steps, packing`` and, if present, ``conv_impl``.
+  """
+  size, channels = norms.square_resolution(
+      model_cfg.name, data_shape, lambda s: s >= 8 and s % 8 == 0, SUPPORTED)
+  norms.check_norm('g_norm', model_cfg.g_norm, ('batch', 'none'))
+  norms.check_norm('d_norm', model_cfg.d_norm)
+  if model_cfg.g_width < 8:
+    raise ValueError(f'config.model.g_width: {model_cfg.g_width} must be >= 8 '
+                     f'({model_cfg.name!r} halves it three times)')
+  impl = model_cfg.get('conv_impl', 'auto')
+  g = SNGANGenerator(out_shape=(size, size, channels), width=model_cfg.g_width,
+                     norm=model_cfg.g_norm, conv_impl=impl)
+  d = SNGANDiscriminator(width=model_cfg.d_width, norm=model_cfg.d_norm,
+                         spectral_norm=model_cfg.spectral_norm,
+                         sn_steps=model_cfg.sn_steps,
+                         packing=model_cfg.packing, conv_impl=impl)
+  return g, d

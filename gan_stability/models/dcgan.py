@@ -1,0 +1,147 @@
+"""DCGAN generator and discriminator (Radford, Metz & Chintala, "Unsupervised
+Representation Learning with Deep Convolutional Generative Adversarial
+Networks", ICLR 2016).
+
+Architecture guidelines of the paper (Sec. 3): strided convolutions instead
+of pooling, fractionally-strided (transposed) convolutions in G, batch norm
+in G (and optionally D) except at G's output and D's input, ReLU in G with a
+tanh output, LeakyReLU(0.2) in D, no fully connected hidden layers, weights
+initialised from N(0, 0.02).
+
+Layouts (``w`` = ``g_width`` / ``d_width``, ``C`` = image channels):
+
+* 28x28 (MNIST-style, the common MNIST DCGAN; cf. the WGAN-GP MNIST model of
+  Gulrajani et al. 2017): G ``z -> dense 7x7x(2w) -> deconv 14x14xw ->
+  deconv 28x28xC``; D ``conv 14x14xw -> conv 7x7x(2w) -> dense 1``.
+* 32x32 (and any power of two >= 16, e.g. 64x64 as in the paper's LSUN
+  model): G ``z -> dense 4x4x(4w) -> deconv 8x8x(2w) -> 16x16xw -> 32x32xC``;
+  D ``conv 16x16xw -> 8x8x(2w) -> 4x4x(4w) -> dense 1``.
+
+Up/downsampling layers are ``k x k`` stride-2 ``'SAME'`` (transposed)
+convolutions, ``k = kernel_size`` (4 by default; 5 in the paper's code). They
+use :mod:`gan_stability.models.fast_conv`, which has exactly the parameters
+and function of ``flax.linen.ConvTranspose`` / ``flax.linen.Conv`` and only
+computes 4x4 stride-2 layers faster on the CPU (``conv_impl``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gan_stability.models import fast_conv, norms
+
+INIT = norms.normal_init(0.02)  # Radford et al. 2016, Sec. 4
+SUPPORTED = '(28, 28, C) or (S, S, C) with S a power of two >= 16'
+
+
+def layout(size: int) -> tuple[int, int]:
+  """``(base resolution, number of stride-2 layers)`` for ``size x size``."""
+  if size == 28:
+    return 7, 2
+  if size >= 16 and size & (size - 1) == 0:
+    n = int(round(math.log2(size))) - 2
+    return 4, n
+  raise ValueError(f'config.model.name: dcgan supports images of shape '
+                   f'{SUPPORTED}, got size {size}')
+
+
+class DCGANGenerator(nn.Module):
+  """``G(z, *, train) -> [B, H, W, C]`` in [-1, 1].
+
+  ``out_shape`` is ``(H, W, C)``; ``width`` is the channel count of the last
+  hidden layer (doubling towards the input); ``norm`` is ``'batch'`` or
+  ``'none'``. Layers followed by batch norm have no bias.
+  """
+  out_shape: tuple[int, int, int] = (28, 28, 1)
+  width: int = 64
+  norm: str = 'batch'
+  kernel_size: int = 4
+  conv_impl: str = 'auto'
+
+  @nn.compact
+  def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
+    size, _, channels = self.out_shape
+    base, n_up = layout(size)
+    widths = [self.width * 2 ** (n_up - 1 - i) for i in range(n_up)]
+    use_bias = self.norm != 'batch'
+    k = (self.kernel_size, self.kernel_size)
+
+    h = nn.Dense(base * base * widths[0], use_bias=use_bias, kernel_init=INIT,
+                 name='dense')(z)
+    h = h.reshape(z.shape[0], base, base, widths[0])
+    h = nn.relu(norms.norm_layer(self.norm, train=train, name='bn_0')(h))
+    for i in range(1, n_up):
+      h = fast_conv.ConvTranspose(
+          widths[i], k, (2, 2), 'SAME', use_bias=use_bias,
+          impl=self.conv_impl, kernel_init=INIT, name=f'deconv_{i}')(h)
+      h = nn.relu(norms.norm_layer(self.norm, train=train, name=f'bn_{i}')(h))
+    h = fast_conv.ConvTranspose(channels, k, (2, 2), 'SAME',
+                                impl=self.conv_impl, kernel_init=INIT,
+                                name='deconv_out')(h)
+    return jnp.tanh(h)
+
+
+class DCGANDiscriminator(nn.Module):
+  """``D(x, *, update_stats=False, train=False) -> logits [B / packing]``.
+
+  Stride-2 convolutions with widths ``w, 2w, 4w, ...`` down to the base
+  resolution (7x7 for 28x28 inputs, 4x4 otherwise), LeakyReLU(0.2), then a
+  dense layer to one logit. ``norm`` (``'none' | 'batch' | 'layer'``) follows
+  every convolution but the first. Every conv/dense layer is spectrally
+  normalised when ``spectral_norm`` is set (Miyato et al. 2018). ``packing``
+  > 1 concatenates that many consecutive samples along channels (PacGAN).
+  """
+  width: int = 64
+  norm: str = 'none'
+  spectral_norm: bool = False
+  sn_steps: int = 1
+  packing: int = 1
+  kernel_size: int = 4
+  conv_impl: str = 'auto'
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, update_stats: bool = False,
+               train: bool = False) -> jax.Array:
+    h = norms.pack(x, self.packing)
+    _, n_down = layout(h.shape[1])
+    k = (self.kernel_size, self.kernel_size)
+    wrap = lambda layer: norms.sn_layer(layer, self.spectral_norm,
+                                        self.sn_steps, update_stats)
+    for i in range(n_down):
+      normed = i > 0 and self.norm != 'none'
+      h = wrap(fast_conv.Conv(
+          self.width * 2 ** i, k, (2, 2), 'SAME',
+          use_bias=not (normed and self.norm == 'batch'),
+          impl=self.conv_impl, kernel_init=INIT, name=f'conv_{i}'))(h)
+      if normed:
+        h = norms.norm_layer(self.norm, train=train, name=f'norm_{i}')(h)
+      h = nn.leaky_relu(h, negative_slope=0.2)
+    h = h.reshape(h.shape[0], -1)
+    out = wrap(nn.Dense(1, kernel_init=INIT, name='out'))(h)
+    return jnp.squeeze(out, axis=-1)
+
+
+def build(model_cfg, data_shape) -> tuple[DCGANGenerator, DCGANDiscriminator]:
+  """``(generator, discriminator)`` for ``config.model`` and ``(H, W, C)``.
+
+  Reads ``name, g_width, d_width, g_norm, d_norm, spectral_norm, sn_steps,
+  packing`` and, if present, ``conv_impl`` (``z_dim`` is implied by the
+  latent passed to G).
+  """
+  size, channels = norms.square_resolution(
+      model_cfg.name, data_shape,
+      lambda s: s == 28 or (s >= 16 and s & (s - 1) == 0), SUPPORTED)
+  norms.check_norm('g_norm', model_cfg.g_norm, ('batch', 'none'))
+  norms.check_norm('d_norm', model_cfg.d_norm)
+  impl = model_cfg.get('conv_impl', 'auto')
+  g = DCGANGenerator(out_shape=(size, size, channels), width=model_cfg.g_width,
+                     norm=model_cfg.g_norm, conv_impl=impl)
+  d = DCGANDiscriminator(width=model_cfg.d_width, norm=model_cfg.d_norm,
+                         spectral_norm=model_cfg.spectral_norm,
+                         sn_steps=model_cfg.sn_steps,
+                         packing=model_cfg.packing, conv_impl=impl)
+  return g, d

@@ -1,0 +1,163 @@
+"""ResNet generator and discriminator for CIFAR-10: Gulrajani, Ahmed, Arjovsky,
+Dumoulin & Courville, "Improved Training of Wasserstein GANs", NeurIPS 2017,
+Appendix F (the CIFAR-10 ResNet); the same networks are Table 4 of Miyato et
+al., "Spectral Normalization for Generative Adversarial Networks", ICLR 2018.
+
+Generator (``g`` = ``g_width``, 256 in the papers; ``M = H / 8``)::
+
+    z in R^128 -> dense M x M x g
+    ResBlock up g, ResBlock up g, ResBlock up g
+    BN, ReLU, 3x3 conv -> C, tanh
+
+    ResBlock up:  BN, ReLU, nearest 2x upsample, 3x3 conv, BN, ReLU, 3x3 conv
+                  shortcut: nearest 2x upsample, 1x1 conv
+
+Discriminator (``d`` = ``d_width``, 128 in the papers)::
+
+    optimised block d:  3x3 conv, ReLU, 3x3 conv, 2x2 avg-pool
+                        shortcut: 2x2 avg-pool, 1x1 conv
+    ResBlock down d:    ReLU, 3x3 conv, ReLU, 3x3 conv, 2x2 avg-pool
+                        shortcut: 1x1 conv, 2x2 avg-pool
+    ResBlock d, ResBlock d (identity shortcut)
+    ReLU, global sum pooling, dense -> 1
+
+Initialisation follows Miyato et al.'s Chainer code: Glorot-uniform with gain
+sqrt(2) for the residual convolutions, Glorot-uniform for the shortcuts, the
+dense layers and G's output convolution. Every conv/dense layer of D is
+spectrally normalised when ``spectral_norm`` is set. D's optional ``norm``
+(not used for CIFAR-10 in either paper; the layer-norm critics of Gulrajani
+et al. put it there) is applied before each ReLU inside the blocks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gan_stability.models import norms
+
+RES_INIT = norms.glorot_uniform(math.sqrt(2.0))
+SC_INIT = norms.glorot_uniform(1.0)
+SUPPORTED = '(S, S, C) with S a multiple of 8 (32 for CIFAR-10)'
+
+
+def _conv(features, k, name, init=RES_INIT):
+  return nn.Conv(features, (k, k), padding='SAME', kernel_init=init, name=name)
+
+
+class GBlockUp(nn.Module):
+  """Generator residual block with 2x nearest-neighbour upsampling."""
+  features: int
+  norm: str = 'batch'
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    h = nn.relu(norms.norm_layer(self.norm, train=train, name='bn_1')(x))
+    h = _conv(self.features, 3, 'conv_1')(norms.upsample_nearest(h))
+    h = nn.relu(norms.norm_layer(self.norm, train=train, name='bn_2')(h))
+    h = _conv(self.features, 3, 'conv_2')(h)
+    sc = _conv(self.features, 1, 'shortcut', SC_INIT)(norms.upsample_nearest(x))
+    return h + sc
+
+
+class ResNetGenerator(nn.Module):
+  """``G(z, *, train) -> [B, H, W, C]`` in [-1, 1]."""
+  out_shape: tuple[int, int, int] = (32, 32, 3)
+  width: int = 256
+  norm: str = 'batch'
+
+  @nn.compact
+  def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
+    size, _, channels = self.out_shape
+    base = size // 8
+    h = nn.Dense(base * base * self.width, kernel_init=SC_INIT,
+                 name='dense')(z)
+    h = h.reshape(z.shape[0], base, base, self.width)
+    for i in range(3):
+      h = GBlockUp(self.width, self.norm, name=f'block_{i}')(h, train=train)
+    h = nn.relu(norms.norm_layer(self.norm, train=train, name='bn_out')(h))
+    h = _conv(channels, 3, 'conv_out', SC_INIT)(h)
+    return jnp.tanh(h)
+
+
+class DBlock(nn.Module):
+  """Discriminator residual block; ``optimized`` is the first block of
+  Miyato et al. (no ReLU on the input, shortcut pooled before its 1x1 conv).
+  The shortcut is learnable (1x1 conv) when the block downsamples or changes
+  the width, the identity otherwise."""
+  features: int
+  downsample: bool = False
+  optimized: bool = False
+  norm: str = 'none'
+  spectral_norm: bool = False
+  sn_steps: int = 1
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, update_stats: bool,
+               train: bool) -> jax.Array:
+    wrap = lambda layer: norms.sn_layer(layer, self.spectral_norm,
+                                        self.sn_steps, update_stats)
+    norm = lambda name: norms.norm_layer(self.norm, train=train, name=name)
+    h = x if self.optimized else nn.relu(norm('norm_1')(x))
+    h = wrap(_conv(self.features, 3, 'conv_1'))(h)
+    h = nn.relu(norm('norm_2')(h))
+    h = wrap(_conv(self.features, 3, 'conv_2'))(h)
+    if self.downsample:
+      h = norms.avg_pool2(h)
+
+    learnable = self.downsample or x.shape[-1] != self.features
+    sc = x
+    if self.optimized:
+      sc = norms.avg_pool2(sc) if self.downsample else sc
+      sc = wrap(_conv(self.features, 1, 'shortcut', SC_INIT))(sc)
+    elif learnable:
+      sc = wrap(_conv(self.features, 1, 'shortcut', SC_INIT))(sc)
+      sc = norms.avg_pool2(sc) if self.downsample else sc
+    return h + sc
+
+
+class ResNetDiscriminator(nn.Module):
+  """``D(x, *, update_stats=False, train=False) -> logits [B / packing]``."""
+  width: int = 128
+  norm: str = 'none'
+  spectral_norm: bool = False
+  sn_steps: int = 1
+  packing: int = 1
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, update_stats: bool = False,
+               train: bool = False) -> jax.Array:
+    h = norms.pack(x, self.packing)
+    common = dict(norm=self.norm, spectral_norm=self.spectral_norm,
+                  sn_steps=self.sn_steps)
+    specs = ((True, True), (True, False), (False, False), (False, False))
+    for i, (down, optimized) in enumerate(specs):
+      h = DBlock(self.width, downsample=down, optimized=optimized,
+                 name=f'block_{i}', **common)(
+                     h, update_stats=update_stats, train=train)
+    h = jnp.sum(nn.relu(h), axis=(1, 2))  # global sum pooling
+    out = norms.sn_layer(nn.Dense(1, kernel_init=SC_INIT, name='out'),
+                         self.spectral_norm, self.sn_steps, update_stats)(h)
+    return jnp.squeeze(out, axis=-1)
+
+
+def build(model_cfg, data_shape) -> tuple[ResNetGenerator, ResNetDiscriminator]:
+  """``(generator, discriminator)`` for ``config.model`` and ``(H, W, C)``.
+
+  Reads ``name, g_width (paper 256), d_width (paper 128), g_norm, d_norm,
+  spectral_norm, sn_steps, packing``.
+  """
+  size, channels = norms.square_resolution(
+      model_cfg.name, data_shape, lambda s: s >= 8 and s % 8 == 0, SUPPORTED)
+  norms.check_norm('g_norm', model_cfg.g_norm, ('batch', 'none'))
+  norms.check_norm('d_norm', model_cfg.d_norm)
+  g = ResNetGenerator(out_shape=(size, size, channels),
+                      width=model_cfg.g_width, norm=model_cfg.g_norm)
+  d = ResNetDiscriminator(width=model_cfg.d_width, norm=model_cfg.d_norm,
+                          spectral_norm=model_cfg.spectral_norm,
+                          sn_steps=model_cfg.sn_steps,
+                          packing=model_cfg.packing)
+  return g, d
