@@ -2,9 +2,9 @@
 
 Architectures: ``model.name=sngan_cnn`` (Miyato et al. 2018, Table 3, the
 "standard CNN"; default) or ``resnet`` (Gulrajani et al. 2017 / Miyato et al.
-2018 Table 4, widths 256/128). Recipes (``images.py``): SN-GAN = spectral
+2018 Table 4, widths 256/128). Recipes (``recipes.py``): SN-GAN = spectral
 norm, Adam(1e-4, 0.5, 0.9), n_dis 5 (Miyato Table 1 setting A); WGAN-GP =
-lambda 10, n_critic 5, Adam(1e-4, 0.5, 0.9) (Gulrajani et al.). Batch 64,
+lambda 10, n_critic 5, Adam(1e-4, 0, 0.9) (Gulrajani et al., Algorithm 1). Batch 64,
 100k generator updates. Needs the CIFAR-10 TFDS files (``data.dir`` is the
 TFDS data_dir); tests use ``tfds.testing.mock_data``.
 """

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ml_collections
 
-VARIANTS = ('vanilla', 'nonsaturating', 'wgan_gp', 'sngan', 'smoke')
+from experiments.configs import recipes
+
+VARIANTS = ('vanilla', 'nonsaturating', 'wgan_gp', 'sngan', 'smoke')  # recipes: recipes.py
 
 
 def base(*, variant: str, dataset: str, model: str, z_dim: int, g_width: int,
@@ -59,28 +61,10 @@ def base(*, variant: str, dataset: str, model: str, z_dim: int, g_width: int,
   c.write_tensorboard = True
   c.write_samples = True
 
-  if variant == 'vanilla':
-    # Radford et al. 2016 (DCGAN): Adam(2e-4, 0.5), batch norm in G and D.
-    c.loss = 'minimax'
-    c.model.d_norm = 'batch'
-  elif variant == 'nonsaturating':
-    c.loss = 'nonsaturating'
-    c.model.d_norm = 'batch'
-  elif variant == 'wgan_gp':
-    # Gulrajani et al. 2017, Algorithm 1 / their MNIST and CIFAR code:
-    # lambda 10, n_critic 5, Adam(1e-4, 0.5, 0.9), no batch norm in the critic.
-    c.loss = 'wasserstein'
-    c.penalty = 'gp'
-    c.penalty_weight = 10.0
-    c.n_critic = 5
-    c.optimizer.update(g_lr=1e-4, d_lr=1e-4, b1=0.5, b2=0.9)
-  elif variant == 'sngan':
-    # Miyato et al. 2018: spectral norm on every D layer, Table 1 setting A
-    # (alpha 1e-4, beta1 0.5, beta2 0.9, n_dis 5), non-saturating loss.
-    c.loss = 'nonsaturating'
-    c.model.spectral_norm = True
-    c.n_critic = 5
-    c.optimizer.update(g_lr=1e-4, d_lr=1e-4, b1=0.5, b2=0.9)
+  if variant in recipes.RECIPES:
+    recipes.apply(c, variant)
+    if variant in ('vanilla', 'nonsaturating'):
+      c.model.d_norm = 'batch'  # DCGAN: batch norm in G and D
   elif variant == 'smoke':
     c.model.update(g_width=8, d_width=8, z_dim=16)
     c.batch_size = 8

@@ -5,7 +5,7 @@
 (train-images-idx3-ubyte.gz, ...) from ``data.dir``; ``--config.data.source=tfds``
 reads ``tfds.data_source('mnist')`` instead. ``--config.dataset=fashion_mnist``
 switches dataset. Variants: vanilla, nonsaturating, wgan_gp, sngan, smoke
-(recipes and citations in ``images.py``). The WGAN-GP MNIST code of Gulrajani
+(recipes and citations in ``recipes.py``). The WGAN-GP MNIST code of Gulrajani
 et al. uses batch 50 and 200k generator iterations; DIM 64.
 """
 

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from experiments.configs import recipes
+
 VARIANTS = ('vanilla', 'nonsaturating', 'wgan_gp', 'wgan_gp_toy', 'sngan', 'smoke')
 
 
@@ -75,25 +77,8 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   c.write_tensorboard = True
   c.write_samples = True
 
-  if variant == 'vanilla':
-    c.loss = 'minimax'
-  elif variant == 'nonsaturating':
-    c.loss = 'nonsaturating'
-  elif variant in ('wgan_gp', 'wgan_gp_toy'):
-    c.loss = 'wasserstein'
-    c.penalty = 'gp'
-    c.n_critic = 5
-    if variant == 'wgan_gp':  # the paper's Algorithm 1
-      c.penalty_weight = 10.0
-      c.optimizer.update(g_lr=1e-4, d_lr=1e-4, b1=0.0, b2=0.9)
-    else:  # the authors' gan_toy.py
-      c.penalty_weight = 0.1
-      c.optimizer.update(g_lr=1e-4, d_lr=1e-4, b1=0.5, b2=0.9)
-  elif variant == 'sngan':
-    c.loss = 'nonsaturating'
-    c.model.spectral_norm = True
-    c.n_critic = 5
-    c.optimizer.update(g_lr=1e-4, d_lr=1e-4, b1=0.5, b2=0.9)
+  if variant in recipes.RECIPES:
+    recipes.apply(c, variant)
   elif variant == 'smoke':
     c.num_steps = 4
     c.steps_per_dispatch = 2

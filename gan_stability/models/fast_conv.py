@@ -93,34 +93,9 @@ def resolve_impl(impl: str) -> str:
   return 'native' if impl == 'auto' else impl
 
 
-class ConvTranspose(nn.Module):
-  """Drop-in for ``nn.ConvTranspose`` (same ``kernel``/``bias`` parameters)."""
-  features: int
-  kernel_size: tuple[int, int] = (4, 4)
-  strides: tuple[int, int] = (2, 2)
-  padding: str = 'SAME'
-  use_bias: bool = True
-  impl: str = 'auto'
-  kernel_init: Any = nn.initializers.lecun_normal()
-  bias_init: Any = nn.initializers.zeros_init()
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param('kernel', self.kernel_init,
-                        tuple(self.kernel_size) + (x.shape[-1], self.features))
-    if (resolve_impl(self.impl) == 'fast'
-        and _fast_ok(self.kernel_size, self.strides, self.padding)):
-      y = phase_conv_transpose(x, kernel)
-    else:
-      y = jax.lax.conv_transpose(x, kernel, tuple(self.strides), self.padding,
-                                 dimension_numbers=_DN)
-    if self.use_bias:
-      y = y + self.param('bias', self.bias_init, (self.features,))
-    return y
-
-
-class Conv(nn.Module):
-  """Drop-in for ``nn.Conv`` (same ``kernel``/``bias`` parameters)."""
+class _ConvBase(nn.Module):
+  """Parameters exactly as ``nn.Conv``/``nn.ConvTranspose`` declare them;
+  subclasses choose how the kernel is applied in ``_apply``."""
   features: int
   kernel_size: tuple[int, int] = (3, 3)
   strides: tuple[int, int] = (1, 1)
@@ -130,17 +105,40 @@ class Conv(nn.Module):
   kernel_init: Any = nn.initializers.lecun_normal()
   bias_init: Any = nn.initializers.zeros_init()
 
+  def _fast(self, x) -> bool:
+    return (resolve_impl(self.impl) == 'fast'
+            and _fast_ok(self.kernel_size, self.strides, self.padding))
+
+  def _apply(self, x, kernel):
+    raise NotImplementedError
+
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel = self.param('kernel', self.kernel_init,
                         tuple(self.kernel_size) + (x.shape[-1], self.features))
-    if (resolve_impl(self.impl) == 'fast'
-        and _fast_ok(self.kernel_size, self.strides, self.padding)
-        and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0):
-      y = space_to_depth_conv(x, kernel)
-    else:
-      y = jax.lax.conv_general_dilated(
-          x, kernel, tuple(self.strides), self.padding, dimension_numbers=_DN)
+    y = self._apply(x, kernel)
     if self.use_bias:
       y = y + self.param('bias', self.bias_init, (self.features,))
     return y
+
+
+class ConvTranspose(_ConvBase):
+  """Drop-in for ``nn.ConvTranspose`` (same ``kernel``/``bias`` parameters)."""
+  kernel_size: tuple[int, int] = (4, 4)
+  strides: tuple[int, int] = (2, 2)
+
+  def _apply(self, x, kernel):
+    if self._fast(x):
+      return phase_conv_transpose(x, kernel)
+    return jax.lax.conv_transpose(x, kernel, tuple(self.strides), self.padding,
+                                  dimension_numbers=_DN)
+
+
+class Conv(_ConvBase):
+  """Drop-in for ``nn.Conv`` (same ``kernel``/``bias`` parameters)."""
+
+  def _apply(self, x, kernel):
+    if self._fast(x) and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
+      return space_to_depth_conv(x, kernel)
+    return jax.lax.conv_general_dilated(
+        x, kernel, tuple(self.strides), self.padding, dimension_numbers=_DN)
