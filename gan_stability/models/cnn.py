@@ -86,18 +86,10 @@ class SNGANDiscriminator(nn.Module):
     h = norms.pack(x, self.packing)
     wrap = lambda layer: norms.sn_layer(layer, self.spectral_norm,
                                         self.sn_steps, update_stats)
-    for i, (k, s, mult) in enumerate(D_LAYERS):
-      normed = i > 0 and self.norm != 'none'
-      h = wrap(fast_conv.Conv(
-          self.width * mult, (k, k), (s, s), 'SAME',
-          use_bias=not (normed and self.norm == 'batch'),
-          impl=self.conv_impl, kernel_init=INIT, name=f'conv_{i}'))(h)
-      if normed:
-        h = norms.norm_layer(self.norm, train=train, name=f'norm_{i}')(h)
-      h = nn.leaky_relu(h, negative_slope=0.1)
-    h = h.reshape(h.shape[0], -1)
-    out = wrap(nn.Dense(1, kernel_init=INIT, name='out'))(h)
-    return jnp.squeeze(out, axis=-1)
+    specs = [(self.width * mult, k, s) for k, s, mult in D_LAYERS]
+    return norms.conv_discriminator(
+        h, specs, norm=self.norm, slope=0.1, wrap=wrap, train=train,
+        conv_impl=self.conv_impl, kernel_init=INIT)
 
 
 def build(model_cfg, data_shape) -> tuple[SNGANGenerator, SNGANDiscriminator]:

@@ -108,21 +108,12 @@ class DCGANDiscriminator(nn.Module):
                train: bool = False) -> jax.Array:
     h = norms.pack(x, self.packing)
     _, n_down = layout(h.shape[1])
-    k = (self.kernel_size, self.kernel_size)
     wrap = lambda layer: norms.sn_layer(layer, self.spectral_norm,
                                         self.sn_steps, update_stats)
-    for i in range(n_down):
-      normed = i > 0 and self.norm != 'none'
-      h = wrap(fast_conv.Conv(
-          self.width * 2 ** i, k, (2, 2), 'SAME',
-          use_bias=not (normed and self.norm == 'batch'),
-          impl=self.conv_impl, kernel_init=INIT, name=f'conv_{i}'))(h)
-      if normed:
-        h = norms.norm_layer(self.norm, train=train, name=f'norm_{i}')(h)
-      h = nn.leaky_relu(h, negative_slope=0.2)
-    h = h.reshape(h.shape[0], -1)
-    out = wrap(nn.Dense(1, kernel_init=INIT, name='out'))(h)
-    return jnp.squeeze(out, axis=-1)
+    specs = [(self.width * 2 ** i, self.kernel_size, 2) for i in range(n_down)]
+    return norms.conv_discriminator(
+        h, specs, norm=self.norm, slope=0.2, wrap=wrap, train=train,
+        conv_impl=self.conv_impl, kernel_init=INIT)
 
 
 def build(model_cfg, data_shape) -> tuple[DCGANGenerator, DCGANDiscriminator]:

@@ -125,3 +125,28 @@ def glorot_uniform(gain: float = 1.0):
     flat = jax.random.uniform(key, (math.prod(shape),), dtype, -limit, limit)
     return flat.reshape(shape)
   return init
+
+
+def conv_discriminator(h: jax.Array, specs, *, norm: str, slope: float,
+                       wrap, train: bool, conv_impl: str, kernel_init):
+  """The plain conv discriminator body shared by DCGAN and the SN-GAN CNN.
+
+  Call it inside a compact ``__call__``: for each ``(features, kernel,
+  stride)`` in ``specs`` a conv ``conv_{i}`` (wrapped by ``wrap``, e.g. spectral
+  norm), normalisation ``norm_{i}`` after every conv but the first (layers
+  followed by batch norm have no bias), LeakyReLU(``slope``); then a dense
+  ``out`` layer to one logit per example.
+  """
+  from gan_stability.models import fast_conv  # pylint: disable=g-import-not-at-top
+  for i, (features, k, s) in enumerate(specs):
+    normed = i > 0 and norm != 'none'
+    h = wrap(fast_conv.Conv(
+        features, (k, k), (s, s), 'SAME',
+        use_bias=not (normed and norm == 'batch'),
+        impl=conv_impl, kernel_init=kernel_init, name=f'conv_{i}'))(h)
+    if normed:
+      h = norm_layer(norm, train=train, name=f'norm_{i}')(h)
+    h = nn.leaky_relu(h, negative_slope=slope)
+  h = h.reshape(h.shape[0], -1)
+  out = wrap(nn.Dense(1, kernel_init=kernel_init, name='out'))(h)
+  return jnp.squeeze(out, axis=-1)
