@@ -1,7 +1,8 @@
 """Validation of training configs, before anything is compiled.
 
 :func:`validate` checks every field of a ``ConfigDict`` against
-:data:`SCHEMA` (type, range or allowed values), rejects unknown fields, and
+:func:`schema_for` (:data:`COMMON` plus the fields of its model and its kind
+of dataset: type, range or allowed values), rejects unknown fields, and
 checks the combinations that cannot work (batch not divisible by the device
 count, penalties with packed discriminators, ...). Every error is a
 :class:`ConfigError` whose message starts with ``config.<field>``.
@@ -144,10 +145,6 @@ def schema_for(config) -> dict[str, Field]:
   out.update(DATA_FIELDS[data_kind(dataset) if isinstance(dataset, str)
                          else 'mixture'])
   return out
-
-
-# Back-compat alias: the MLP / mixture schema.
-SCHEMA = {**COMMON, **MODEL_FIELDS['mlp'], **DATA_FIELDS['mixture']}
 
 # Fields that may change when a run is resumed from its workdir.
 RESUMABLE_CHANGES = frozenset({

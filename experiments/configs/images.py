@@ -38,28 +38,9 @@ def base(*, variant: str, dataset: str, model: str, z_dim: int, g_width: int,
       packing=1,
       conv_impl='auto',  # stride-2 4x4 convs: auto | native | fast (exact)
   ))
-  c.loss = 'nonsaturating'
-  c.penalty = 'none'
-  c.penalty_weight = 0.0
-  c.gp_target = 1.0
-  c.n_critic = 1
-  c.d_clip = 0.0
-  c.batch_size = 64
-  c.optimizer = ml_collections.ConfigDict(dict(
-      name='adam', g_lr=2e-4, d_lr=2e-4, b1=0.5, b2=0.999,
-      lr_schedule='constant'))
-  c.ema_decay = 0.0
-  c.ema_start = 0
-  c.num_steps = 100_000
-  c.steps_per_dispatch = 10
-  c.log_every = 100
-  c.eval_every = 1000
-  c.eval_samples = 64          # the fixed latent batch drawn at each eval
-  c.checkpoint_every = 1000
-  c.keep_checkpoints = 2
-  c.num_devices = 0
-  c.write_tensorboard = True
-  c.write_samples = True
+  recipes.set_training_fields(
+      c, batch_size=64, num_steps=100_000, steps_per_dispatch=10,
+      log_every=100, eval_every=1000, eval_samples=64, checkpoint_every=1000)
 
   if variant in recipes.RECIPES:
     recipes.apply(c, variant)

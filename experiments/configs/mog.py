@@ -53,29 +53,9 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       d_hidden=128, d_layers=3, d_activation='leaky_relu',
       spectral_norm=False, sn_steps=1, packing=1,
   ))
-  c.loss = 'nonsaturating'
-  c.penalty = 'none'          # none | gp | gp_one_sided | r1 | r2
-  c.penalty_weight = 0.0      # multiplies the unweighted penalty (R1: gamma/2)
-  c.gp_target = 1.0
-  c.n_critic = 1
-  c.d_clip = 0.0              # WGAN weight clipping bound; 0 disables
-  c.batch_size = 256          # global batch, split over all devices
-  c.optimizer = ml_collections.ConfigDict(dict(
-      name='adam', g_lr=2e-4, d_lr=2e-4, b1=0.5, b2=0.999,
-      lr_schedule='constant',  # constant | linear (decay to 0 at num_steps)
-  ))
-  c.ema_decay = 0.0           # EMA of G weights for evaluation; 0 disables
-  c.ema_start = 0
-  c.num_steps = 2000          # generator updates
-  c.steps_per_dispatch = 50   # train steps fused into one compiled call
-  c.log_every = 100
-  c.eval_every = 500
-  c.eval_samples = 2500
-  c.checkpoint_every = 500
-  c.keep_checkpoints = 2
-  c.num_devices = 0           # 0: all local devices
-  c.write_tensorboard = True
-  c.write_samples = True
+  recipes.set_training_fields(
+      c, batch_size=256, num_steps=2000, steps_per_dispatch=50, log_every=100,
+      eval_every=500, eval_samples=2500, checkpoint_every=500)
 
   if variant in recipes.RECIPES:
     recipes.apply(c, variant)

@@ -17,6 +17,8 @@ dataset config's):
   Adam(1e-4, 0.5, 0.9) (Miyato et al. 2018, Table 1 setting A).
 """
 
+import ml_collections
+
 RECIPES = ('vanilla', 'nonsaturating', 'wgan_gp', 'wgan_gp_toy', 'sngan')
 
 
@@ -41,3 +43,34 @@ def apply(c, variant: str) -> None:
     c.model.spectral_norm = True
     c.n_critic = 5
     c.optimizer.update(g_lr=1e-4, d_lr=1e-4, b1=0.5, b2=0.9)
+
+
+def set_training_fields(c, *, batch_size: int, num_steps: int,
+                        steps_per_dispatch: int, log_every: int,
+                        eval_every: int, eval_samples: int,
+                        checkpoint_every: int) -> None:
+  """The loss / optimiser / logging fields every dataset config shares, at
+  their neutral defaults (a recipe from :func:`apply` then overrides them)."""
+  c.loss = 'nonsaturating'
+  c.penalty = 'none'          # none | gp | gp_one_sided | r1 | r2
+  c.penalty_weight = 0.0      # multiplies the unweighted penalty (R1: gamma/2)
+  c.gp_target = 1.0
+  c.n_critic = 1
+  c.d_clip = 0.0              # WGAN weight clipping bound; 0 disables
+  c.batch_size = batch_size   # global batch, split over all devices
+  c.optimizer = ml_collections.ConfigDict(dict(
+      name='adam', g_lr=2e-4, d_lr=2e-4, b1=0.5, b2=0.999,
+      lr_schedule='constant',  # constant | linear (decay to 0 at num_steps)
+  ))
+  c.ema_decay = 0.0           # EMA of G weights for evaluation; 0 disables
+  c.ema_start = 0
+  c.num_steps = num_steps     # generator updates
+  c.steps_per_dispatch = steps_per_dispatch  # train steps per compiled call
+  c.log_every = log_every
+  c.eval_every = eval_every
+  c.eval_samples = eval_samples  # the fixed latent batch drawn at each eval
+  c.checkpoint_every = checkpoint_every
+  c.keep_checkpoints = 2
+  c.num_devices = 0           # 0: all local devices
+  c.write_tensorboard = True
+  c.write_samples = True

@@ -25,13 +25,6 @@ from gan_stability.data import mixtures
 STACKED_MNIST_SEED = 0  # the dataset is the same for every training seed
 
 
-def _check_dir(config):
-  if config.data.source == 'idx' and not config.data.dir:
-    raise ValueError(f'config.data.dir: required with data.source=idx '
-                     f'(the directory holding the IDX files of '
-                     f'{config.dataset!r})')
-
-
 @functools.lru_cache(maxsize=4)
 def _load_images(dataset: str, source: str, directory: str, split: str,
                  stacked_num_examples: int, download: bool) -> np.ndarray:
@@ -55,7 +48,8 @@ def _load_images(dataset: str, source: str, directory: str, split: str,
 
 
 def load_images(config) -> np.ndarray:
-  _check_dir(config)
+  """The config's image array (a missing ``data.dir`` is reported by
+  :func:`gan_stability.config.validate` and by the IDX reader)."""
   d = config.data
   return _load_images(config.dataset, d.source, d.dir, d.split,
                       d.stacked_num_examples, d.download)
