@@ -78,6 +78,7 @@ COMMON: dict[str, Field] = {
     'ema_start': _int(*_NONNEG),
     'num_steps': _int(*_POS),
     'steps_per_dispatch': _int(*_POS),
+    'loop_impl': _choice('auto', 'scan', 'unroll'),
     'log_every': _int(*_POS),
     'eval_every': _int(*_POS),
     'eval_samples': _int(*_POS),
@@ -150,7 +151,7 @@ def schema_for(config) -> dict[str, Field]:
 RESUMABLE_CHANGES = frozenset({
     'num_steps', 'log_every', 'eval_every', 'eval_samples', 'checkpoint_every',
     'keep_checkpoints', 'write_tensorboard', 'write_samples', 'num_devices',
-    'steps_per_dispatch',
+    'steps_per_dispatch', 'loop_impl',
 })
 
 

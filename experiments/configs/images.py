@@ -39,7 +39,7 @@ def base(*, variant: str, dataset: str, model: str, z_dim: int, g_width: int,
       conv_impl='auto',  # stride-2 4x4 convs: auto | native | fast (exact)
   ))
   recipes.set_training_fields(
-      c, batch_size=64, num_steps=100_000, steps_per_dispatch=10,
+      c, batch_size=64, num_steps=100_000, steps_per_dispatch=1,
       log_every=100, eval_every=1000, eval_samples=64, checkpoint_every=1000)
 
   if variant in recipes.RECIPES:

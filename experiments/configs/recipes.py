@@ -66,6 +66,10 @@ def set_training_fields(c, *, batch_size: int, num_steps: int,
   c.ema_start = 0
   c.num_steps = num_steps     # generator updates
   c.steps_per_dispatch = steps_per_dispatch  # train steps per compiled call
+  # How the n_critic and steps_per_dispatch loops are compiled: scan (one
+  # while loop) | unroll (straight-line code) | auto (unroll conv models on
+  # the CPU, where XLA runs convolutions in a loop body far slower).
+  c.loop_impl = 'auto'
   c.log_every = log_every
   c.eval_every = eval_every
   c.eval_samples = eval_samples  # the fixed latent batch drawn at each eval

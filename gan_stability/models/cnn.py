@@ -60,8 +60,8 @@ class SNGANGenerator(nn.Module):
           use_bias=use_bias, impl=self.conv_impl, kernel_init=INIT,
           name=f'deconv_{i}')(h)
       h = nn.relu(norms.norm_layer(self.norm, train=train, name=f'bn_{i}')(h))
-    h = nn.Conv(channels, (3, 3), padding='SAME', kernel_init=INIT,
-                name='conv_out')(h)
+    h = fast_conv.Conv(channels, (3, 3), padding='SAME', impl=self.conv_impl,
+                       kernel_init=INIT, name='conv_out')(h)
     return jnp.tanh(h)
 
 

@@ -1,24 +1,31 @@
-"""Exact, faster reformulations of stride-2 convolutions (same parameters,
-same function as ``flax.linen.ConvTranspose`` / ``flax.linen.Conv``).
+"""Exact, faster reformulations of convolutions (same parameters, same
+function as ``flax.linen.ConvTranspose`` / ``flax.linen.Conv``).
 
 XLA's CPU backend is slow at the weight gradient of a transposed convolution
-(``lhs_dilation``) and at the second-order gradient of a strided convolution
-(needed by gradient penalties). For the common GAN case - 4x4 kernel,
-stride 2, ``'SAME'`` padding - both can be written as one stride-1 3x3
-convolution plus a reshuffle of pixels, with the 3x3 kernel assembled from
-the 4x4 one by a fixed 0/1 linear map (so gradients flow to the original
-kernel and the parameters are unchanged):
+(``lhs_dilation``), at the second-order gradient of a strided convolution
+(needed by gradient penalties), and at every convolution inside a while-loop
+body (``lax.scan``; jax-ml/jax#12868). A matrix multiplication has none of
+these problems, so on the CPU every convolution the GAN models use is
+rewritten as matmuls with the same parameters:
 
-* transposed conv (sub-pixel / phase decomposition, cf. Shi et al. 2016):
-  output pixel ``2i + a`` only sees kernel taps ``t = a (mod 2)``; with
-  ``jax.lax.conv_transpose``'s SAME padding (2, 2) this gives
-  ``y[2i] = K0 x[i-1] + K2 x[i]`` and ``y[2i+1] = K1 x[i] + K3 x[i+1]``,
-  i.e. a 3-tap stride-1 conv with 4 phase outputs, then depth-to-space;
-* strided conv (space-to-depth): with SAME padding (1, 2)... for even input
-  size ``n`` the padding is (1, 1) and ``y[i] = sum_t K_t x[2i + t - 1]``,
-  a 3-tap stride-1 conv over the 2x2 space-to-depth input.
+* stride-1 ``k x k`` convolution (``'SAME'`` or ``'VALID'``): *im2col* - the
+  ``k*k`` shifted views of the padded input are concatenated along channels
+  and multiplied by the kernel reshaped to ``[k*k*C_in, C_out]``. Its
+  gradients (and the gradient penalty's double gradient) are slices, pads and
+  matmuls again.
+* stride-2 transposed conv, 4x4 kernel, ``'SAME'`` (sub-pixel / phase
+  decomposition, cf. Shi et al. 2016): output pixel ``2i + a`` only sees
+  kernel taps ``t = a (mod 2)``; with ``jax.lax.conv_transpose``'s SAME
+  padding (2, 2) this gives ``y[2i] = K0 x[i-1] + K2 x[i]`` and
+  ``y[2i+1] = K1 x[i] + K3 x[i+1]``, i.e. a stride-1 3x3 conv with 4 phase
+  outputs, then depth-to-space.
+* stride-2 conv, 4x4 kernel, ``'SAME'``, even input size (space-to-depth):
+  XLA's SAME padding is (1, 1) and ``y[i] = sum_t K_t x[2i + t - 1]``, a
+  stride-1 3x3 conv over the 2x2 space-to-depth input.
 
-Other shapes fall back to the standard layer's computation.
+The 3x3 kernels are assembled from the 4x4 one by a fixed 0/1 linear map, so
+gradients flow to the original kernel. Other shapes (other strides, odd
+sizes for space-to-depth) use the standard XLA op.
 """
 
 from __future__ import annotations
@@ -46,6 +53,32 @@ for _t in range(4):
   _S_SEL[_q + 1, _r, _t] = 1.0
 
 
+def _same_pads(k: int) -> tuple[int, int]:
+  """XLA's stride-1 ``'SAME'`` padding for a kernel of size ``k``."""
+  return (k - 1) // 2, k - 1 - (k - 1) // 2
+
+
+def conv_matmul(x: jax.Array, kernel: jax.Array,
+                padding: str = 'SAME') -> jax.Array:
+  """``lax.conv_general_dilated(x, kernel, (1, 1), padding)`` (NHWC, HWIO)
+  as im2col + one matrix multiplication; ``padding`` is 'SAME' or 'VALID'."""
+  kh, kw, ci, co = kernel.shape
+  if padding == 'SAME':
+    x = jnp.pad(x, ((0, 0), _same_pads(kh), _same_pads(kw), (0, 0)))
+  elif padding != 'VALID':
+    raise ValueError(f"conv_matmul: padding {padding!r}; allowed: ['SAME', 'VALID']")
+  b, hp, wp, _ = x.shape
+  oh, ow = hp - kh + 1, wp - kw + 1
+  if kh == kw == 1:
+    cols = x
+  else:
+    cols = jnp.concatenate([x[:, p:p + oh, q:q + ow, :]
+                            for p in range(kh) for q in range(kw)], axis=-1)
+  y = jnp.dot(cols.reshape(b * oh * ow, kh * kw * ci),
+              kernel.reshape(kh * kw * ci, co))
+  return y.reshape(b, oh, ow, co)
+
+
 def phase_conv_transpose(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """``lax.conv_transpose(x, kernel, (2, 2), 'SAME')`` for a 4x4 kernel."""
   b, h, w, _ = x.shape
@@ -53,8 +86,7 @@ def phase_conv_transpose(x: jax.Array, kernel: jax.Array) -> jax.Array:
   sel = jnp.asarray(_T_SEL, kernel.dtype)
   w3 = jnp.einsum('apt,bqs,tsio->pqiabo', sel, sel, kernel)
   w3 = w3.reshape(3, 3, kernel.shape[2], 4 * out)
-  y = jax.lax.conv_general_dilated(x, w3, (1, 1), ((1, 1), (1, 1)),
-                                   dimension_numbers=_DN)
+  y = conv_matmul(x, w3, 'SAME')
   y = y.reshape(b, h, w, 2, 2, out).transpose(0, 1, 3, 2, 4, 5)
   return y.reshape(b, 2 * h, 2 * w, out)
 
@@ -68,31 +100,24 @@ def space_to_depth_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
   w3 = jnp.einsum('qrt,psu,tuio->qpsrio', sel, sel, kernel)
   # channel order of x2 is (row phase, col phase, c)
   w3 = w3.transpose(0, 1, 3, 2, 4, 5).reshape(3, 3, 4 * c, kernel.shape[-1])
-  return jax.lax.conv_general_dilated(x2, w3, (1, 1), ((1, 1), (1, 1)),
-                                      dimension_numbers=_DN)
-
-
-def _fast_ok(kernel_size, strides, padding) -> bool:
-  return (tuple(kernel_size) == (4, 4) and tuple(strides) == (2, 2)
-          and padding == 'SAME')
+  return conv_matmul(x2, w3, 'SAME')
 
 
 def resolve_impl(impl: str) -> str:
-  """``'auto'`` currently means ``'native'`` on every backend.
+  """``'auto'`` is ``'fast'`` on the CPU backend and ``'native'`` elsewhere.
 
-  Measured on the 2-core CPU (jax 0.10.2, batch 64, DCGAN-28 at width 64):
-  in isolation the reformulation is 4-6x faster (G gradient 0.048 s vs
-  0.208 s; D gradient-penalty gradient 0.032 s vs 0.193 s), but inside the
-  whole fused train step it is *slower* (about 11 s vs 1.7 s per step), for
-  a reason not yet found. Localised (one WGAN-GP step, n_critic 1, width 64,
-  loaded CPU): G native / D native 4.0 s, G fast / D native 3.2 s, G native /
-  D fast 16.7 s, so the space-to-depth conv of D is the slow part. Until the performance issue settles it, ``auto``
-  keeps the standard ops; ``'fast'`` selects the reformulation explicitly.
+  Measured on the 2-core CPU (jax 0.10.2; see ``experiments/bench``): the
+  matmul forms make a DCGAN-28 WGAN-GP train step several times faster than
+  XLA's convolutions, inside ``lax.scan`` as well. On GPUs/TPUs the vendor
+  convolution kernels are the better default; ``'fast'`` or ``'native'``
+  force either everywhere.
   """
   if impl not in ('auto', 'native', 'fast'):
     raise ValueError(f"config.model.conv_impl: {impl!r}; allowed: "
                      "['auto', 'native', 'fast']")
-  return 'native' if impl == 'auto' else impl
+  if impl == 'auto':
+    return 'fast' if jax.default_backend() == 'cpu' else 'native'
+  return impl
 
 
 class _ConvBase(nn.Module):
@@ -107,9 +132,8 @@ class _ConvBase(nn.Module):
   kernel_init: Any = nn.initializers.lecun_normal()
   bias_init: Any = nn.initializers.zeros_init()
 
-  def _fast(self, x) -> bool:
-    return (resolve_impl(self.impl) == 'fast'
-            and _fast_ok(self.kernel_size, self.strides, self.padding))
+  def _fast(self) -> bool:
+    return resolve_impl(self.impl) == 'fast'
 
   def _apply(self, x, kernel):
     raise NotImplementedError
@@ -130,7 +154,8 @@ class ConvTranspose(_ConvBase):
   strides: tuple[int, int] = (2, 2)
 
   def _apply(self, x, kernel):
-    if self._fast(x):
+    if (self._fast() and tuple(self.kernel_size) == (4, 4)
+        and tuple(self.strides) == (2, 2) and self.padding == 'SAME'):
       return phase_conv_transpose(x, kernel)
     return jax.lax.conv_transpose(x, kernel, tuple(self.strides), self.padding,
                                   dimension_numbers=_DN)
@@ -140,7 +165,13 @@ class Conv(_ConvBase):
   """Drop-in for ``nn.Conv`` (same ``kernel``/``bias`` parameters)."""
 
   def _apply(self, x, kernel):
-    if self._fast(x) and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
-      return space_to_depth_conv(x, kernel)
+    if self._fast():
+      strides = tuple(self.strides)
+      if strides == (1, 1) and self.padding in ('SAME', 'VALID'):
+        return conv_matmul(x, kernel, self.padding)
+      if (strides == (2, 2) and tuple(self.kernel_size) == (4, 4)
+          and self.padding == 'SAME' and x.shape[1] % 2 == 0
+          and x.shape[2] % 2 == 0):
+        return space_to_depth_conv(x, kernel)
     return jax.lax.conv_general_dilated(
         x, kernel, tuple(self.strides), self.padding, dimension_numbers=_DN)

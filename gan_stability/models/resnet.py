@@ -37,29 +37,31 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_stability.models import norms
+from gan_stability.models import fast_conv, norms
 
 RES_INIT = norms.glorot_uniform(math.sqrt(2.0))
 SC_INIT = norms.glorot_uniform(1.0)
 SUPPORTED = '(S, S, C) with S a multiple of 8 (32 for CIFAR-10)'
 
 
-def _conv(features, k, name, init=RES_INIT):
-  return nn.Conv(features, (k, k), padding='SAME', kernel_init=init, name=name)
+def _conv(features, k, name, impl, init=RES_INIT):
+  return fast_conv.Conv(features, (k, k), padding='SAME', impl=impl,
+                        kernel_init=init, name=name)
 
 
 class GBlockUp(nn.Module):
   """Generator residual block with 2x nearest-neighbour upsampling."""
   features: int
   norm: str = 'batch'
+  conv_impl: str = 'auto'
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     h = nn.relu(norms.norm_layer(self.norm, train=train, name='bn_1')(x))
-    h = _conv(self.features, 3, 'conv_1')(norms.upsample_nearest(h))
+    h = _conv(self.features, 3, 'conv_1', self.conv_impl)(norms.upsample_nearest(h))
     h = nn.relu(norms.norm_layer(self.norm, train=train, name='bn_2')(h))
-    h = _conv(self.features, 3, 'conv_2')(h)
-    sc = _conv(self.features, 1, 'shortcut', SC_INIT)(norms.upsample_nearest(x))
+    h = _conv(self.features, 3, 'conv_2', self.conv_impl)(h)
+    sc = _conv(self.features, 1, 'shortcut', self.conv_impl, SC_INIT)(norms.upsample_nearest(x))
     return h + sc
 
 
@@ -68,6 +70,7 @@ class ResNetGenerator(nn.Module):
   out_shape: tuple[int, int, int] = (32, 32, 3)
   width: int = 256
   norm: str = 'batch'
+  conv_impl: str = 'auto'
 
   @nn.compact
   def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
@@ -77,9 +80,9 @@ class ResNetGenerator(nn.Module):
                  name='dense')(z)
     h = h.reshape(z.shape[0], base, base, self.width)
     for i in range(3):
-      h = GBlockUp(self.width, self.norm, name=f'block_{i}')(h, train=train)
+      h = GBlockUp(self.width, self.norm, self.conv_impl, name=f'block_{i}')(h, train=train)
     h = nn.relu(norms.norm_layer(self.norm, train=train, name='bn_out')(h))
-    h = _conv(channels, 3, 'conv_out', SC_INIT)(h)
+    h = _conv(channels, 3, 'conv_out', self.conv_impl, SC_INIT)(h)
     return jnp.tanh(h)
 
 
@@ -94,6 +97,7 @@ class DBlock(nn.Module):
   norm: str = 'none'
   spectral_norm: bool = False
   sn_steps: int = 1
+  conv_impl: str = 'auto'
 
   @nn.compact
   def __call__(self, x: jax.Array, *, update_stats: bool,
@@ -102,9 +106,9 @@ class DBlock(nn.Module):
                                         self.sn_steps, update_stats)
     norm = lambda name: norms.norm_layer(self.norm, train=train, name=name)
     h = x if self.optimized else nn.relu(norm('norm_1')(x))
-    h = wrap(_conv(self.features, 3, 'conv_1'))(h)
+    h = wrap(_conv(self.features, 3, 'conv_1', self.conv_impl))(h)
     h = nn.relu(norm('norm_2')(h))
-    h = wrap(_conv(self.features, 3, 'conv_2'))(h)
+    h = wrap(_conv(self.features, 3, 'conv_2', self.conv_impl))(h)
     if self.downsample:
       h = norms.avg_pool2(h)
 
@@ -112,9 +116,9 @@ class DBlock(nn.Module):
     sc = x
     if self.optimized:
       sc = norms.avg_pool2(sc) if self.downsample else sc
-      sc = wrap(_conv(self.features, 1, 'shortcut', SC_INIT))(sc)
+      sc = wrap(_conv(self.features, 1, 'shortcut', self.conv_impl, SC_INIT))(sc)
     elif learnable:
-      sc = wrap(_conv(self.features, 1, 'shortcut', SC_INIT))(sc)
+      sc = wrap(_conv(self.features, 1, 'shortcut', self.conv_impl, SC_INIT))(sc)
       sc = norms.avg_pool2(sc) if self.downsample else sc
     return h + sc
 
@@ -126,13 +130,14 @@ class ResNetDiscriminator(nn.Module):
   spectral_norm: bool = False
   sn_steps: int = 1
   packing: int = 1
+  conv_impl: str = 'auto'
 
   @nn.compact
   def __call__(self, x: jax.Array, *, update_stats: bool = False,
                train: bool = False) -> jax.Array:
     h = norms.pack(x, self.packing)
     common = dict(norm=self.norm, spectral_norm=self.spectral_norm,
-                  sn_steps=self.sn_steps)
+                  sn_steps=self.sn_steps, conv_impl=self.conv_impl)
     specs = ((True, True), (True, False), (False, False), (False, False))
     for i, (down, optimized) in enumerate(specs):
       h = DBlock(self.width, downsample=down, optimized=optimized,
@@ -148,16 +153,18 @@ def build(model_cfg, data_shape) -> tuple[ResNetGenerator, ResNetDiscriminator]:
   """``(generator, discriminator)`` for ``config.model`` and ``(H, W, C)``.
 
   Reads ``name, g_width (paper 256), d_width (paper 128), g_norm, d_norm,
-  spectral_norm, sn_steps, packing``.
+  spectral_norm, sn_steps, packing`` and, if present, ``conv_impl``.
   """
   size, channels = norms.square_resolution(
       model_cfg.name, data_shape, lambda s: s >= 8 and s % 8 == 0, SUPPORTED)
   norms.check_norm('g_norm', model_cfg.g_norm, ('batch', 'none'))
   norms.check_norm('d_norm', model_cfg.d_norm)
+  impl = model_cfg.get('conv_impl', 'auto')
   g = ResNetGenerator(out_shape=(size, size, channels),
-                      width=model_cfg.g_width, norm=model_cfg.g_norm)
+                      width=model_cfg.g_width, norm=model_cfg.g_norm,
+                      conv_impl=impl)
   d = ResNetDiscriminator(width=model_cfg.d_width, norm=model_cfg.d_norm,
                           spectral_norm=model_cfg.spectral_norm,
                           sn_steps=model_cfg.sn_steps,
-                          packing=model_cfg.packing)
+                          packing=model_cfg.packing, conv_impl=impl)
   return g, d

@@ -106,7 +106,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   latent_sharding = parallel.batch_sharding(mesh, 0)
   train_step = step_lib.make_train_step(config, generator, discriminator,
                                         latent_sharding=latent_sharding)
-  multi_step = jax.jit(step_lib.make_multi_step(train_step),
+  multi_step = jax.jit(step_lib.make_multi_step(
+      train_step, unroll=step_lib.resolve_loop_impl(config)),
                        in_shardings=(repl, {'x': bsharding}, repl),
                        out_shardings=(repl, repl), donate_argnums=0)
   sample = jax.jit(step_lib.make_sample_fn(generator, config.model.z_dim),
