@@ -2,11 +2,15 @@ r"""Trains a GAN: ``python -m experiments.train --config=CFG.py:VARIANT --workdi
 
 Any config field can be overridden with ``--config.field=value`` (nested:
 ``--config.model.spectral_norm=True``). Rerunning the same command resumes.
+SIGTERM (preemption) saves a checkpoint and exits with status 143
+(``EXIT_PREEMPTED``); rerun the same command to resume.
 Multi-host: start the same command on every host with ``--multihost``
 (calls ``jax.distributed.initialize()``; coordinator/process ids come from the
 cluster environment or the JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES /
 JAX_PROCESS_ID variables).
 """
+
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -24,10 +28,14 @@ def main(argv):
   import jax  # pylint: disable=g-import-not-at-top
   if FLAGS.multihost:
     jax.distributed.initialize()
-  from gan_stability.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  from gan_stability.train import loop  # pylint: disable=g-import-not-at-top
   if not FLAGS['verbosity'].present:  # orbax logs every save at INFO
     logging.set_verbosity(logging.WARNING)
-  result = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  try:
+    result = loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except loop.Preempted as e:
+    print(str(e), flush=True)
+    sys.exit(loop.EXIT_PREEMPTED)
   print('final:', {k: round(v, 4) if isinstance(v, float) else v
                    for k, v in result.items()}, flush=True)
 

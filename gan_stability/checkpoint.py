@@ -11,9 +11,11 @@ when complete, so an interrupted save never replaces a good checkpoint.
 from __future__ import annotations
 
 import os
+import shutil
 
 import jax
 import orbax.checkpoint as ocp
+from absl import logging
 
 
 class Checkpointer:
@@ -23,8 +25,11 @@ class Checkpointer:
     self.directory = os.path.abspath(directory)
     self._mngr = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
-                                             create=True))
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep, create=True,
+            # A process killed mid-save leaves '<step>.orbax-checkpoint-tmp';
+            # remove it, or the resumed run's save of that step fails (hangs).
+            cleanup_tmp_directories=True))
 
   def latest_step(self) -> int | None:
     return self._mngr.latest_step()
@@ -50,6 +55,47 @@ class Checkpointer:
           f'(model shapes) or is damaged; use a new --workdir or delete it.'
       ) from e
     return out.state, out.meta
+
+  def restore_latest(self, target_state):
+    """``(step, state, meta, skipped)`` from the newest checkpoint that
+    restores, or ``(None, target_state, None, [])`` when there is none.
+
+    A checkpoint that fails to restore (truncated or damaged files) is moved
+    to ``<directory>.corrupt/<step>`` - kept for inspection, never deleted -
+    and the next older one is tried; ``skipped`` lists the moved steps with
+    their errors. When checkpoints exist but none restores (e.g. the model's
+    shapes changed), a RuntimeError names each checkpoint and its error: a
+    run never silently starts again from scratch over its own results.
+    """
+    steps = sorted(self.all_steps(), reverse=True)
+    skipped = []
+    for step in steps:
+      try:
+        state, meta = self.restore(step, target_state)
+      except RuntimeError as e:
+        skipped.append((step, str(e)))
+        continue
+      for bad, _ in skipped:
+        self._quarantine(bad)
+      if skipped:
+        logging.warning('checkpoints %s could not be restored; moved to %s; '
+                        'resuming from step %d', [b for b, _ in skipped],
+                        self.directory + '.corrupt', step)
+      return step, state, meta, [b for b, _ in skipped]
+    if skipped:
+      raise RuntimeError('no checkpoint in ' + self.directory + ' can be '
+                         'restored:\n' + '\n'.join(m for _, m in skipped))
+    return None, target_state, None, []
+
+  def _quarantine(self, step: int) -> None:
+    src = os.path.join(self.directory, str(step))
+    dst_dir = self.directory + '.corrupt'
+    os.makedirs(dst_dir, exist_ok=True)
+    dst = os.path.join(dst_dir, str(step))
+    if os.path.exists(dst):
+      shutil.rmtree(dst)
+    os.replace(src, dst)
+    self._mngr.reload()
 
   def wait(self) -> None:
     self._mngr.wait_until_finished()

@@ -87,6 +87,11 @@ COMMON: dict[str, Field] = {
     'num_devices': _int(*_NONNEG),
     'write_tensorboard': Field(bool),
     'write_samples': Field(bool),
+    'alarm_grad_factor': _float(*_NONNEG),
+    'alarm_collapse_ratio': _float(*_UNIT),
+    'log_sigmas': Field(bool),
+    'on_divergence': _choice('stop', 'rollback'),
+    'max_rollbacks': _int(*_NONNEG),
 }
 
 # Model fields by ``model.name``.
@@ -129,8 +134,30 @@ DATA_FIELDS: dict[str, dict[str, Field]] = {
         'data.stacked_num_examples': _int(*_POS),
         'data.samples_per_row': _int(*_POS),
         'data.download': Field(bool),
+        'eval.metrics': Field(str),
+        'eval.features': _choice('classifier', 'inception'),
+        'eval.classifier_path': Field(str),
+        'eval.inception_path': Field(str),
+        'eval.num_real': _int(lambda v: v >= 2, '>= 2'),
+        'eval.cache_dir': Field(str),
     },
 }
+
+
+# Image metrics selectable in ``config.eval.metrics`` (gan_stability/evaluation.py).
+EVAL_METRICS = ('digits', 'stacked_modes', 'cfid', 'ckid', 'fid', 'kid', 'pr',
+                'dc')
+_GREY_METRICS = ('digits', 'cfid', 'ckid')  # the MNIST classifier: 1 channel
+
+
+def parse_eval_metrics(spec: str) -> tuple[str, ...]:
+  """``'cfid, pr'`` -> ``('cfid', 'pr')``; raises ConfigError on unknown names."""
+  names = tuple(n.strip() for n in spec.split(',') if n.strip())
+  bad = [n for n in names if n not in EVAL_METRICS]
+  if bad:
+    raise ConfigError(f'config.eval.metrics: unknown {bad}; allowed: '
+                      f'{list(EVAL_METRICS)}')
+  return names
 
 
 def data_kind(dataset: str) -> str:
@@ -151,7 +178,10 @@ def schema_for(config) -> dict[str, Field]:
 RESUMABLE_CHANGES = frozenset({
     'num_steps', 'log_every', 'eval_every', 'eval_samples', 'checkpoint_every',
     'keep_checkpoints', 'write_tensorboard', 'write_samples', 'num_devices',
-    'steps_per_dispatch', 'loop_impl',
+    'steps_per_dispatch', 'loop_impl', 'alarm_grad_factor',
+    'alarm_collapse_ratio', 'log_sigmas', 'eval.metrics', 'eval.features',
+    'eval.classifier_path', 'eval.inception_path', 'eval.num_real',
+    'eval.cache_dir', 'on_divergence', 'max_rollbacks',
 })
 
 
@@ -251,6 +281,7 @@ def validate(config, *, num_devices: int | None = None) -> None:
     if c.data.source == 'idx' and not c.data.dir:
       raise ConfigError('config.data.dir: required with data.source=idx (the '
                         f'directory holding the IDX files of {c.dataset!r})')
+    _validate_eval(c)
   if c.model.get('d_norm', 'none') == 'batch' and c.penalty != 'none':
     raise ConfigError('config.model.d_norm: batch norm in D mixes examples, '
                       'so the per-example gradient penalty '
@@ -266,6 +297,35 @@ def validate(config, *, num_devices: int | None = None) -> None:
   if c.ema_start > c.num_steps:
     raise ConfigError(f'config.ema_start: {c.ema_start} is after '
                       f'num_steps={c.num_steps}')
+
+
+def _validate_eval(c) -> None:
+  metrics = parse_eval_metrics(c.eval.metrics)
+  grey = c.dataset in ('mnist', 'fashion_mnist')
+  for m in metrics:
+    if m in _GREY_METRICS and not grey:
+      raise ConfigError(f'config.eval.metrics: {m!r} uses the MNIST classifier '
+                        f'on 1-channel images; dataset {c.dataset!r} is not '
+                        'mnist/fashion_mnist')
+    if m == 'stacked_modes' and c.dataset != 'stacked_mnist':
+      raise ConfigError("config.eval.metrics: 'stacked_modes' needs "
+                        f"dataset='stacked_mnist', got {c.dataset!r}")
+  if c.eval.features == 'classifier' and {'pr', 'dc'} & set(metrics) and not (
+      grey or c.dataset == 'stacked_mnist'):
+    raise ConfigError("config.eval.features: 'classifier' space needs MNIST "
+                      f'images; use inception for {c.dataset!r}')
+  if c.eval.features == 'classifier' and c.dataset == 'stacked_mnist' and (
+      {'pr', 'dc'} & set(metrics)):
+    raise ConfigError("config.eval.features: 'classifier' space takes "
+                      '1-channel images; use inception for stacked_mnist')
+  needs_inception = {'fid', 'kid'} & set(metrics) or (
+      c.eval.features == 'inception' and {'pr', 'dc'} & set(metrics))
+  if needs_inception and not c.eval.inception_path:
+    raise ConfigError('config.eval.inception_path: required by eval.metrics='
+                      f'{c.eval.metrics!r} (the FID Inception weights .npz)')
+  if metrics and c.eval_samples < 6:
+    raise ConfigError(f'config.eval_samples: {c.eval_samples} is too few for '
+                      f'eval.metrics={c.eval.metrics!r} (need >= 6)')
 
 
 def diff(old: dict, new: dict) -> list[str]:

@@ -51,6 +51,12 @@ class MetricWriter:
       f.writelines(kept)
     os.replace(tmp, self.path)
 
+  def records(self) -> list[dict]:
+    """The records in ``metrics.jsonl`` (lines cut by a crash skipped)."""
+    if not os.path.exists(self.path):
+      return []
+    return read_metrics(os.path.dirname(self.path))
+
   def write(self, step: int, metrics: dict) -> None:
     if not self.active:
       return
@@ -72,10 +78,16 @@ class MetricWriter:
 
 
 def read_metrics(workdir: str) -> list[dict]:
-  """All records of ``workdir/metrics.jsonl``."""
-  path = os.path.join(workdir, 'metrics.jsonl')
-  with open(path) as f:
-    return [json.loads(l) for l in f if l.strip()]
+  """All records of ``workdir/metrics.jsonl`` (a line cut by a crash is
+  skipped)."""
+  out = []
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    for line in f:
+      try:
+        out.append(json.loads(line))
+      except json.JSONDecodeError:
+        continue
+  return out
 
 
 class Progress:
@@ -95,7 +107,8 @@ class Progress:
     shown = ' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
                      for k, v in metrics.items()
                      if k in ('d_loss', 'g_loss', 'penalty', 'modes',
-                              'high_quality', 'kl'))
+                              'high_quality', 'kl', 'digit_modes', 'cfid',
+                              'fid', 'alarms'))
     line = (f'step {step}/{self.total} ({100 * step / self.total:.0f}%) '
             f'{rate:.1f} steps/s ETA {eta_s} | {shown}')
     if jax.process_index() == 0:

@@ -22,7 +22,7 @@ def _tiny(c, idx_dir=None, **extra):
   if c.model.name == 'sngan_cnn':
     c.model.g_width = 16
   c.update(batch_size=8, num_steps=2, steps_per_dispatch=1, log_every=1,
-           eval_every=2, checkpoint_every=2, eval_samples=4,
+           eval_every=2, checkpoint_every=2, eval_samples=8,
            write_tensorboard=False)
   c.data.samples_per_row = 2
   c.data.stacked_num_examples = 64

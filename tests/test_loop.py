@@ -79,7 +79,8 @@ def test_resume_is_bitwise_identical(tmp_path, variant, capsys):
   b, meta_b = _final_params(part, base)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-  assert meta_a == meta_b == {'data': {'index': 16}, 'step': 8}
+  assert meta_a == meta_b == {'data': {'index': 16}, 'step': 8, 'pending': {},
+                              'rollbacks': 0}
   ra = open(os.path.join(full, 'metrics.jsonl')).read()
   rb = open(os.path.join(part, 'metrics.jsonl')).read()
   assert ra == rb

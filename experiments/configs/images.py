@@ -13,6 +13,10 @@ from experiments.configs import recipes
 
 VARIANTS = ('vanilla', 'nonsaturating', 'wgan_gp', 'sngan', 'smoke')  # recipes: recipes.py
 
+# Metrics evaluated at every eval step by default (cheap ones; FID/KID on
+# Inception features need ``eval.inception_path`` and many samples).
+_DEFAULT_METRICS = {'mnist': 'digits,cfid', 'stacked_mnist': 'stacked_modes'}
+
 
 def base(*, variant: str, dataset: str, model: str, z_dim: int, g_width: int,
          d_width: int, data_dir: str = '', source: str = 'idx',
@@ -38,6 +42,14 @@ def base(*, variant: str, dataset: str, model: str, z_dim: int, g_width: int,
       packing=1,
       conv_impl='auto',  # stride-2 4x4 convs: auto | native | fast (exact)
   ))
+  c.eval = ml_collections.ConfigDict(dict(
+      metrics=_DEFAULT_METRICS.get(dataset, ''),  # see gan_stability/evaluation.py
+      features='classifier',  # space of pr/dc: classifier | inception
+      classifier_path='',     # '' = the packaged MNIST classifier
+      inception_path='',      # FID Inception .npz (fid/kid/inception space)
+      num_real=10_000,        # real images for FID statistics and pr/dc
+      cache_dir='',           # '' = <workdir>/eval_cache
+  ))
   recipes.set_training_fields(
       c, batch_size=64, num_steps=100_000, steps_per_dispatch=1,
       log_every=100, eval_every=1000, eval_samples=64, checkpoint_every=1000)
@@ -53,6 +65,7 @@ def base(*, variant: str, dataset: str, model: str, z_dim: int, g_width: int,
     c.steps_per_dispatch = 1
     c.log_every = c.eval_every = c.checkpoint_every = 1
     c.eval_samples = 4
+    c.eval.metrics = ''
     c.data.samples_per_row = 2
     c.data.stacked_num_examples = 256
   return c

@@ -75,6 +75,14 @@ def set_training_fields(c, *, batch_size: int, num_steps: int,
   c.eval_samples = eval_samples  # the fixed latent batch drawn at each eval
   c.checkpoint_every = checkpoint_every
   c.keep_checkpoints = 2
+  # Online alarms in metrics.jsonl (gan_stability/metrics/dynamics.py); 0 = off.
+  c.alarm_grad_factor = 100.0  # grad norm > factor x median of last 20 logs
+  c.alarm_collapse_ratio = 0.1  # diversity < ratio x max diversity so far
+  c.log_sigmas = True           # per-layer spectral norms of D at log steps
+  # NaN/Inf in a loss or gradient: stop (DivergenceError), or roll back to the
+  # last checkpoint, skip the batches that diverged, re-draw the keys.
+  c.on_divergence = 'stop'      # stop | rollback
+  c.max_rollbacks = 3
   c.num_devices = 0           # 0: all local devices
   c.write_tensorboard = True
   c.write_samples = True

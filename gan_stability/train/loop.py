@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
 
 import jax
@@ -24,11 +26,66 @@ from gan_stability import config as config_lib
 from gan_stability import data as data_lib
 from gan_stability import evaluation, models, writers
 from gan_stability.checkpoint import Checkpointer
+from gan_stability.metrics import dynamics
+from gan_stability.models.layers import SPECTRAL_STATS
 from gan_stability.train import parallel, state as state_lib, step as step_lib
 
 
 class DivergenceError(RuntimeError):
   """Raised when a loss or gradient norm becomes NaN or infinite."""
+
+
+# Exit status of ``experiments/train.py`` after a SIGTERM (128 + 15, what a
+# scheduler sees for a terminated job): the checkpoint is saved, rerun the
+# same command to resume.
+EXIT_PREEMPTED = 143
+
+
+class Preempted(Exception):
+  """SIGTERM received: the state was checkpointed at ``step``."""
+
+  def __init__(self, step: int):
+    super().__init__(f'preempted (SIGTERM): checkpoint saved at step {step}; '
+                     'rerun the same command to resume')
+    self.step = step
+
+
+class _SigtermFlag:
+  """Records SIGTERM instead of dying, while the loop runs (main thread)."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.requested = True
+    logging.warning('SIGTERM: saving a checkpoint and stopping')
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+    return False
+
+
+def _pending_to_json(chunks: list[dict]) -> dict:
+  """The per-step metrics since the last log record, for the checkpoint, so
+  that a resumed run writes the same averages as an uninterrupted one."""
+  if not chunks:
+    return {}
+  return {k: np.concatenate([np.atleast_1d(c[k]) for c in chunks]).tolist()
+          for k in chunks[0]}
+
+
+def _pending_from_json(pending: dict) -> list[dict]:
+  if not pending:
+    return []
+  return [{k: np.asarray(v, np.float32) for k, v in pending.items()}]
 
 
 def _check_config_file(config, workdir: str) -> None:
@@ -68,15 +125,18 @@ def train_and_evaluate(config, workdir: str) -> dict:
   Raises:
     ConfigError: invalid config, or a config that differs from the one the
       workdir was started with (before anything is compiled).
-    DivergenceError: a NaN/Inf loss or gradient; no checkpoint is written
-      for the diverged state.
+    DivergenceError: a NaN/Inf loss or gradient (after ``max_rollbacks``
+      rollbacks when ``on_divergence='rollback'``); no checkpoint is ever
+      written for a diverged state.
+    Preempted: SIGTERM arrived; the state was checkpointed first.
+    RuntimeError: checkpoints exist but none can be restored.
   """
   config_lib.validate(config)
   os.makedirs(workdir, exist_ok=True)
   _check_config_file(config, workdir)
 
   mesh = parallel.make_mesh(config.num_devices)
-  evaluator = evaluation.make_evaluator(config)
+  evaluator = evaluation.make_evaluator(config, workdir=workdir)
   iterator = data_lib.make_iterator(config, seed=config.seed)
   data_shape = iterator.element_shape
   generator, discriminator = models.build(config.model, data_shape)
@@ -84,22 +144,37 @@ def train_and_evaluate(config, workdir: str) -> dict:
   root = jax.random.key(config.seed)
   init_key, train_key, eval_key = jax.random.split(root, 3)
   repl = parallel.replicated(mesh)
-  state = jax.device_put(
-      state_lib.init_state(config, generator, discriminator, init_key,
-                           data_shape), repl)
+  def fresh_state():
+    return jax.device_put(state_lib.init_state(
+        config, generator, discriminator, init_key, data_shape), repl)
+  state = fresh_state()
 
   ckpt = Checkpointer(os.path.join(workdir, 'checkpoints'),
                       max_to_keep=config.keep_checkpoints)
   writer = writers.MetricWriter(workdir, tensorboard=config.write_tensorboard)
-  start = ckpt.latest_step()
+  template = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+      state)
+  start, state, meta, skipped = ckpt.restore_latest(state)
+  chunks: list[dict] = []
+  rollbacks = 0
   if start is not None:
-    state, meta = ckpt.restore(start, state)
     iterator.set_state(meta['data'])
+    chunks = _pending_from_json(meta.get('pending'))
+    rollbacks = meta.get('rollbacks', 0)
     logging.info('resumed %s at step %d', workdir, start)
     writer.truncate_after(start)
+    if skipped:
+      writer.write(start, {'restored_from': start,
+                           'unreadable_checkpoints': skipped})
   else:
     start = 0
     writer.truncate_after(0)
+
+  def save(step):
+    ckpt.save(step, state, {'data': iterator.get_state(), 'step': step,
+                            'pending': _pending_to_json(chunks),
+                            'rollbacks': rollbacks})
 
   batch_axis = 2  # [k, n_critic, B, ...]
   bsharding = parallel.batch_sharding(mesh, batch_axis)
@@ -123,30 +198,62 @@ def train_and_evaluate(config, workdir: str) -> dict:
       os.makedirs(sample_dir, exist_ok=True)
     return evaluator(samples, step, sample_dir=sample_dir, writer=writer), samples
 
+  monitor = dynamics.DynamicsMonitor(
+      grad_factor=config.get('alarm_grad_factor', 0.0),
+      collapse_ratio=config.get('alarm_collapse_ratio', 0.0))
+  for rec in writer.records():  # a resumed run's alarms see its history
+    if not rec.get('evaluate_only'):
+      monitor.update(rec)
   progress = writers.Progress(config.num_steps, start)
   step = start
-  chunks: list[dict] = []
   last: dict = {}
   k_max = config.steps_per_dispatch
+  on_divergence = config.get('on_divergence', 'stop')
+  max_rollbacks = config.get('max_rollbacks', 0)
+  sigterm = _SigtermFlag().__enter__()
   try:
     while step < config.num_steps:
+      # After a rollback the keys are re-drawn (the rollback count is folded
+      # in); without one the stream is that of the seed and the step alone.
+      run_key = (train_key if rollbacks == 0
+                 else jax.random.fold_in(train_key, rollbacks))
       k = min(k_max, config.num_steps - step)
       local = np.stack([np.stack([next(iterator) for _ in range(config.n_critic)])
                         for _ in range(k)])
       batch = {'x': parallel.global_batch(local, bsharding, batch_axis)}
-      new_state, metrics = multi_step(state, batch, train_key)
+      new_state, metrics = multi_step(state, batch, run_key)
       metrics = jax.device_get(metrics)  # waits: one sync per dispatch
       bad = [name for name, v in metrics.items()
              if not np.all(np.isfinite(v))]
       if bad:
         first = int(np.argmax(~np.isfinite(metrics[bad[0]])))
-        record = {'diverged': True, 'bad_metrics': bad,
+        network = 'discriminator' if bad[0].startswith('d') else 'generator'
+        record = {'diverged': True, 'bad_metrics': bad, 'network': network,
                   **{n: float(np.asarray(metrics[n])[first]) for n in bad}}
+        ckpt.wait()
+        if on_divergence == 'rollback' and rollbacks < max_rollbacks:
+          # Back to the last good checkpoint (or the initial state); the data
+          # iterator keeps going, so the batches that diverged are skipped.
+          rollbacks += 1
+          good = ckpt.latest_step()
+          if good is None:
+            good, state, chunks = 0, fresh_state(), []
+          else:
+            state, meta = ckpt.restore(good, template)
+            chunks = _pending_from_json(meta.get('pending'))
+          writer.truncate_after(good)
+          writer.write(good, {**record, 'diverged_at': step + first + 1,
+                              'rollback': rollbacks})
+          logging.warning('non-finite %s at step %d (%s); rolled back to step '
+                          '%d (rollback %d of %d)', bad, step + first + 1,
+                          network, good, rollbacks, max_rollbacks)
+          step = good
+          continue
         writer.write(step + first + 1, record)
         raise DivergenceError(
-            f'non-finite {bad} at step {step + first + 1} '
-            f"({'discriminator' if bad[0].startswith('d') else 'generator'} "
-            f'first); last checkpoint kept at step {ckpt.latest_step()}')
+            f'non-finite {bad} at step {step + first + 1} ({network} first); '
+            f'last checkpoint kept at step {ckpt.latest_step()}'
+            + (f' after {rollbacks} rollbacks' if rollbacks else ''))
       state = new_state
       step += k
       chunks.append(metrics)
@@ -154,14 +261,30 @@ def train_and_evaluate(config, workdir: str) -> dict:
       if step % config.log_every == 0 or is_last:
         record = _host_means(chunks)
         chunks = []
+        if config.get('log_sigmas', False):
+          record.update(dynamics.layer_sigmas(
+              jax.device_get(state.d_params),
+              jax.device_get(state.d_collections.get(SPECTRAL_STATS)),
+              prefix='d_sigma/'))
         if step % config.eval_every == 0 or is_last:
           record.update(evaluate(state, step)[0])
+        alarms = monitor.update(record)
+        if alarms:
+          record['alarms'] = alarms
+          logging.warning('step %d: alarms %s', step, alarms)
         writer.write(step, record)
         progress.report(step, record)
         last = record
-      if step % config.checkpoint_every == 0 or is_last:
-        ckpt.save(step, state, {'data': iterator.get_state(), 'step': step})
+      saved = step % config.checkpoint_every == 0 or is_last
+      if saved:
+        save(step)
+      if sigterm.requested and not is_last:
+        if not saved:
+          save(step)
+        ckpt.wait()
+        raise Preempted(step)
   finally:
+    sigterm.__exit__()
     ckpt.close()
     writer.close()
   if not last:  # resumed a finished run: report its final evaluation
@@ -171,19 +294,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
 
 def final_samples(config, workdir: str) -> np.ndarray:
-  """Evaluation samples of the latest checkpoint in ``workdir`` (no training)."""
+  """``config.eval_samples`` samples of the latest checkpoint in ``workdir``
+  (no training), from the evaluation key of the run."""
+  from gan_stability.train import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
   config_lib.validate(config)
-  data_shape = data_lib.make_iterator(config, seed=config.seed).element_shape
-  generator, discriminator = models.build(config.model, data_shape)
-  init_key, _, eval_key = jax.random.split(jax.random.key(config.seed), 3)
-  state = state_lib.init_state(config, generator, discriminator, init_key,
-                               data_shape)
-  ckpt = Checkpointer(os.path.join(workdir, 'checkpoints'))
-  step = ckpt.latest_step()
-  if step is None:
-    raise FileNotFoundError(f'no checkpoint in {workdir}/checkpoints')
-  state, _ = ckpt.restore(step, state)
-  ckpt.close()
-  sample = step_lib.make_sample_fn(generator, config.model.z_dim)
-  return np.asarray(sample(state_lib.eval_generator_params(state),
-                           state.g_collections, eval_key, config.eval_samples))
+  eval_key = jax.random.split(jax.random.key(config.seed), 3)[2]
+  sample_fn, _ = evaluate_lib.restore_generator(config, workdir)
+  return sample_fn(eval_key, config.eval_samples)

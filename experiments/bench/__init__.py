@@ -1,0 +1,1 @@
+"""Benchmarks (timings on the machine they run on)."""

@@ -1,0 +1,36 @@
+r"""Evaluates a training run's checkpoint and appends the result to its
+``metrics.jsonl``::
+
+  python -m experiments.evaluate --workdir=DIR [--step=N] [--num_samples=N]
+      [--metrics=stacked_modes] [--seed=0]
+
+``--metrics`` overrides the run's ``config.eval.metrics`` (image runs; see
+``gan_stability/evaluation.py`` for the names), e.g. the Stacked-MNIST
+protocol is ``--metrics=stacked_modes --num_samples=26000``.
+"""
+
+from absl import app, flags, logging
+
+flags.DEFINE_string('workdir', None, 'The training run directory.')
+flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest).')
+flags.DEFINE_integer('num_samples', None, 'Samples (default: eval_samples).')
+flags.DEFINE_string('metrics', None, 'Comma-separated image metrics.')
+flags.DEFINE_integer('seed', 0, 'Seed of the evaluation latents.')
+flags.mark_flags_as_required(['workdir'])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  from gan_stability.train.evaluate import evaluate_checkpoint  # pylint: disable=g-import-not-at-top
+  if not FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)
+  result = evaluate_checkpoint(FLAGS.workdir, step=FLAGS.step,
+                               num_samples=FLAGS.num_samples,
+                               metrics=FLAGS.metrics, seed=FLAGS.seed)
+  print('evaluate:', {k: round(v, 4) if isinstance(v, float) else v
+                      for k, v in result.items()}, flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)

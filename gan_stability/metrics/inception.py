@@ -1,0 +1,452 @@
+"""The FID Inception-v3 network (TF graph ``inception-2015-12-05``) in JAX.
+
+This is the network that the Fréchet Inception Distance (Heusel et al. 2017,
+"GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash
+Equilibrium") and KID (Bińkowski et al. 2018) are defined on: Inception-v3
+(Szegedy et al. 2016, "Rethinking the Inception Architecture for Computer
+Vision") as frozen in Google's 2015-12-05 TensorFlow graph, used by the TTUR
+FID code and its PyTorch re-implementations. Its 2048 features are the 8x8
+average pool after ``mixed_10``.
+
+Architecture (every convolution is ``conv -> batch norm -> relu`` without conv
+bias; the batch norm has no scale and ``eps = 1e-3``, i.e.
+``relu((conv(x, W) - mean) / sqrt(var + 1e-3) + beta)``)::
+
+  299x299x3 -> conv 3x3/2 -> conv_1 3x3 -> conv_2 3x3 pad 1 -> max 3x3/2
+  -> conv_3 1x1 -> conv_4 3x3 -> max 3x3/2                        35x35x192
+  -> mixed, mixed_1, mixed_2 (A)                                  35x35x288
+  -> mixed_3 (B, grid reduction)                                  17x17x768
+  -> mixed_4 .. mixed_7 (C, factorised 1x7 / 7x1)                 17x17x768
+  -> mixed_8 (D, grid reduction)                                  8x8x1280
+  -> mixed_9, mixed_10 (E)                                        8x8x2048
+  -> average over the 8x8 grid                                    2048
+
+The branch average pools are 3x3 stride 1 pad 1 with
+``count_include_pad=False`` (the TF 'SAME' average); the pool branch of
+``mixed_10`` is a *max* pool, the FID graph's peculiarity.
+
+Input: NHWC float32 in ``[-1, 0.9921875]``, i.e. ``x / 128 - 1`` for 8-bit
+pixel values ``x`` (the TF graph's own pre-processing). :func:`features`
+does that mapping (and resizing to 299x299) for ``[0, 255]`` images.
+
+Weights: ``fid_inception_v3_2015.npz`` (376 float32 arrays,
+``net.layers.<layer>.{weight (OIHW), beta, mean, var}``; see the README of the
+weights folder). They stop at the pool features: the graph's final
+1008-way ``softmax`` layer is **not** included, so this module has no
+``logits`` and cannot compute the Inception Score by itself;
+:func:`gan_stability.metrics.fid.inception_score` takes logits from the
+caller.
+
+Implementation notes (exact reformulations, same function up to float
+rounding): the batch norm is folded into the kernel and a bias inside the
+jitted function; the 1x1 convolutions of a block that read the same input are
+computed as one wider 1x1 convolution; and in blocks whose pool branch is an
+average pool, the branch's 1x1 convolution is applied *before* the pool
+(both are linear and a normalised average of a per-pixel affine map commutes
+with it), so the pool runs on 32-192 channels instead of 192-1280 and the
+convolution joins the block's merged 1x1 convolution. Stride-2 convolutions
+run as a patch matmul and the two unpadded stride-1 3x3 convolutions of the
+stem as padded ones with the border cropped, layouts XLA's CPU backend runs
+2-3x faster. The port matches the reference network's golden features to
+~4e-6 relative error (``tests/test_inception.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from typing import Any, Iterable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+INPUT_SIZE = 299
+FEATURE_DIM = 2048
+BN_EPS = 1e-3
+_DN = ('NHWC', 'HWIO', 'NHWC')
+_PREFIX = 'net.layers.'
+_BN_ARRAYS = ('beta', 'mean', 'var')
+
+Params = dict[str, dict[str, jax.Array]]
+
+
+# ----------------------------------------------------------- layer table ---
+# name -> (out_channels, in_channels, kh, kw, stride, (pad_h, pad_w)).
+
+
+_Spec = tuple[int, int, int, int, int, tuple[int, int]]
+
+
+def _layer_table() -> dict[str, _Spec]:
+  t = {}
+
+  def conv(name, cout, cin, kh=1, kw=1, stride=1, pad=None):
+    if pad is None:  # 'same' for stride 1
+      pad = ((kh - 1) // 2, (kw - 1) // 2) if stride == 1 else (0, 0)
+    t[name] = (cout, cin, kh, kw, stride, pad)
+
+  conv('conv', 32, 3, 3, 3, stride=2)
+  conv('conv_1', 32, 32, 3, 3, pad=(0, 0))
+  conv('conv_2', 64, 32, 3, 3)
+  conv('conv_3', 80, 64)
+  conv('conv_4', 192, 80, 3, 3, pad=(0, 0))
+  for name, cin, pool_features in (('mixed', 192, 32), ('mixed_1', 256, 64),
+                                   ('mixed_2', 288, 64)):
+    conv(f'{name}.conv', 64, cin)
+    conv(f'{name}.tower.conv', 48, cin)
+    conv(f'{name}.tower.conv_1', 64, 48, 5, 5)
+    conv(f'{name}.tower_1.conv', 64, cin)
+    conv(f'{name}.tower_1.conv_1', 96, 64, 3, 3)
+    conv(f'{name}.tower_1.conv_2', 96, 96, 3, 3)
+    conv(f'{name}.tower_2.conv', pool_features, cin)
+  conv('mixed_3.conv', 384, 288, 3, 3, stride=2)
+  conv('mixed_3.tower.conv', 64, 288)
+  conv('mixed_3.tower.conv_1', 96, 64, 3, 3)
+  conv('mixed_3.tower.conv_2', 96, 96, 3, 3, stride=2)
+  for name, c7 in (('mixed_4', 128), ('mixed_5', 160), ('mixed_6', 160),
+                   ('mixed_7', 192)):
+    conv(f'{name}.conv', 192, 768)
+    conv(f'{name}.tower.conv', c7, 768)
+    conv(f'{name}.tower.conv_1', c7, c7, 1, 7)
+    conv(f'{name}.tower.conv_2', 192, c7, 7, 1)
+    conv(f'{name}.tower_1.conv', c7, 768)
+    conv(f'{name}.tower_1.conv_1', c7, c7, 7, 1)
+    conv(f'{name}.tower_1.conv_2', c7, c7, 1, 7)
+    conv(f'{name}.tower_1.conv_3', c7, c7, 7, 1)
+    conv(f'{name}.tower_1.conv_4', 192, c7, 1, 7)
+    conv(f'{name}.tower_2.conv', 192, 768)
+  conv('mixed_8.tower.conv', 192, 768)
+  conv('mixed_8.tower.conv_1', 320, 192, 3, 3, stride=2)
+  conv('mixed_8.tower_1.conv', 192, 768)
+  conv('mixed_8.tower_1.conv_1', 192, 192, 1, 7)
+  conv('mixed_8.tower_1.conv_2', 192, 192, 7, 1)
+  conv('mixed_8.tower_1.conv_3', 192, 192, 3, 3, stride=2)
+  for name, cin in (('mixed_9', 1280), ('mixed_10', 2048)):
+    conv(f'{name}.conv', 320, cin)
+    conv(f'{name}.tower_conv', 384, cin)
+    conv(f'{name}.tower_mixed_conv', 384, 384, 1, 3)
+    conv(f'{name}.tower_mixed_conv_1', 384, 384, 3, 1)
+    conv(f'{name}.tower_1_conv', 448, cin)
+    conv(f'{name}.tower_1_conv_1', 384, 448, 3, 3)
+    conv(f'{name}.tower_1_mixed_conv', 384, 384, 1, 3)
+    conv(f'{name}.tower_1_mixed_conv_1', 384, 384, 3, 1)
+    conv(f'{name}.tower_2_conv', 192, cin)
+  return t
+
+
+LAYERS = _layer_table()
+
+
+# -------------------------------------------------------------- loading ---
+
+
+def load_params(path: str | os.PathLike) -> Params:
+  """Reads ``fid_inception_v3_2015.npz`` into a pytree of jnp arrays.
+
+  Returns ``{layer: {'kernel': HWIO, 'beta': [O], 'mean': [O], 'var': [O]}}``
+  (float32) with layer names as in the file without the ``net.layers.``
+  prefix, e.g. ``'mixed_4.tower_1.conv_3'``. Arrays in the file that the
+  network does not use are ignored.
+
+  Raises:
+    FileNotFoundError: ``path`` does not exist.
+    ValueError: ``path`` is not an ``.npz`` archive, or an array is missing,
+      has the wrong shape or is not finite (the message names the path and
+      the array).
+  """
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+        f'FID Inception weights not found: {path!r} (expected the file '
+        'fid_inception_v3_2015.npz; see the weights folder README)')
+  try:
+    archive = np.load(path, allow_pickle=False)
+  except (OSError, ValueError, zipfile.BadZipFile) as e:
+    raise ValueError(f'{path}: not a readable .npz archive of the FID '
+                     f'Inception weights ({e})') from e
+  if not isinstance(archive, np.lib.npyio.NpzFile):
+    raise ValueError(f'{path}: expected an .npz archive of named arrays, got a '
+                     f'single {type(archive).__name__}')
+  params = {}
+  with archive:
+    names = set(archive.files)
+    missing = [f'{_PREFIX}{layer}.{a}' for layer in LAYERS
+               for a in ('weight',) + _BN_ARRAYS
+               if f'{_PREFIX}{layer}.{a}' not in names]
+    if missing:
+      more = f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''
+      raise ValueError(f'{path}: array {missing[0]!r} is missing{more}; '
+                       'not the FID Inception-v3 weight file')
+    for layer, (cout, cin, kh, kw, _, _) in LAYERS.items():
+      expected = {'weight': (cout, cin, kh, kw)}
+      expected.update({a: (cout,) for a in _BN_ARRAYS})
+      entry = {}
+      for a, shape in expected.items():
+        key = f'{_PREFIX}{layer}.{a}'
+        value = archive[key]
+        if value.shape != shape:
+          raise ValueError(f'{path}: array {key!r} has shape {value.shape}, '
+                           f'expected {shape}')
+        value = np.asarray(value, np.float32)
+        if not np.all(np.isfinite(value)):
+          raise ValueError(f'{path}: array {key!r} has non-finite values')
+        if a == 'weight':
+          entry['kernel'] = jnp.asarray(value.transpose(2, 3, 1, 0))  # HWIO
+        else:
+          entry[a] = jnp.asarray(value)
+      params[layer] = entry
+  return params
+
+
+# -------------------------------------------------------------- network ---
+
+
+def _folded(params: Params, name: str):
+  """Kernel and bias with the batch norm folded in."""
+  p = params[name]
+  scale = jax.lax.rsqrt(p['var'] + BN_EPS)
+  return p['kernel'] * scale, p['beta'] - p['mean'] * scale
+
+
+def _conv(x, kernel, stride=1, pad=(0, 0)):
+  return jax.lax.conv_general_dilated(
+      x, kernel, (stride, stride), ((pad[0], pad[0]), (pad[1], pad[1])),
+      dimension_numbers=_DN)
+
+
+def _strided_conv(x, kernel, stride):
+  """Unpadded strided convolution as patch extraction + one matmul."""
+  kh, kw, cin, cout = kernel.shape
+  _, h, w, _ = x.shape
+  oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
+  patches = jnp.concatenate(
+      [x[:, i:i + stride * (oh - 1) + 1:stride,
+         j:j + stride * (ow - 1) + 1:stride, :]
+       for i in range(kh) for j in range(kw)], axis=-1)  # (i, j, c) order
+  return patches @ kernel.reshape(kh * kw * cin, cout)
+
+
+def _layer(params: Params, name: str, x: jax.Array) -> jax.Array:
+  """``relu(bn(conv(x)))`` for one layer of the table.
+
+  Two layouts that XLA's CPU convolution handles slowly are rewritten
+  (measured ~2-3x per layer on 2 CPU cores): stride-2 convolutions become a
+  patch matmul, and stride-1 convolutions with less than 'same' padding
+  (``conv_1``, ``conv_4``: 3x3 unpadded) run 'same'-padded with the extra
+  border cropped.
+  """
+  _, _, kh, kw, stride, pad = LAYERS[name]
+  kernel, bias = _folded(params, name)
+  if stride != 1 and pad == (0, 0):
+    y = _strided_conv(x, kernel, stride)
+  else:
+    same = ((kh - 1) // 2, (kw - 1) // 2)
+    if stride == 1 and (pad[0] < same[0] or pad[1] < same[1]):
+      ch, cw = same[0] - pad[0], same[1] - pad[1]
+      y = _conv(x, kernel, 1, same)
+      y = y[:, ch:y.shape[1] - ch, cw:y.shape[2] - cw, :]
+    else:
+      y = _conv(x, kernel, stride, pad)
+  return jax.nn.relu(y + bias)
+
+
+def _merged_1x1(params: Params, names: Iterable[str], x: jax.Array,
+                relu: Iterable[bool]) -> list[jax.Array]:
+  """Several 1x1 layers reading ``x`` as one convolution; outputs split."""
+  names = list(names)
+  folded = [_folded(params, n) for n in names]
+  kernel = jnp.concatenate([k for k, _ in folded], axis=-1)
+  bias = jnp.concatenate([b for _, b in folded], axis=-1)
+  y = _conv(x, kernel) + bias
+  outs = jnp.split(y, np.cumsum([b.shape[0] for _, b in folded])[:-1], axis=-1)
+  return [jax.nn.relu(o) if r else o for o, r in zip(outs, relu)]
+
+
+def _max_pool(x, size=3, stride=2, pad=0):
+  padding = ((0, 0), (pad, pad), (pad, pad), (0, 0))
+  return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, size, size, 1),
+                               (1, stride, stride, 1), padding)
+
+
+def _avg_pool_3x3_same(x):
+  """3x3 stride 1 pad 1 average, padding excluded from the count."""
+  h, w = x.shape[1], x.shape[2]
+  total = jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, 3, 3, 1),
+                                (1, 1, 1, 1), ((0, 0), (1, 1), (1, 1), (0, 0)))
+  def valid(n):  # in-range taps of each output position along one axis
+    i = np.arange(n)
+    return np.minimum(i + 1, n - 1) - np.maximum(i - 1, 0) + 1
+
+  count = (valid(h)[:, None] * valid(w)[None, :]).astype(np.float32)
+  return total / jnp.asarray(count)[None, :, :, None]
+
+
+def _block_a(params, name, x):
+  b0, t, t1, pool_pre = _merged_1x1(
+      params, [f'{name}.conv', f'{name}.tower.conv', f'{name}.tower_1.conv',
+               f'{name}.tower_2.conv'], x, relu=(True, True, True, False))
+  t = _layer(params, f'{name}.tower.conv_1', t)
+  t1 = _layer(params, f'{name}.tower_1.conv_2',
+              _layer(params, f'{name}.tower_1.conv_1', t1))
+  pool = jax.nn.relu(_avg_pool_3x3_same(pool_pre))
+  return jnp.concatenate([b0, t, t1, pool], axis=-1)
+
+
+def _block_b(params, name, x):
+  b0 = _layer(params, f'{name}.conv', x)
+  t = _layer(params, f'{name}.tower.conv', x)
+  t = _layer(params, f'{name}.tower.conv_2',
+             _layer(params, f'{name}.tower.conv_1', t))
+  return jnp.concatenate([b0, t, _max_pool(x)], axis=-1)
+
+
+def _block_c(params, name, x):
+  b0, t, t1, pool_pre = _merged_1x1(
+      params, [f'{name}.conv', f'{name}.tower.conv', f'{name}.tower_1.conv',
+               f'{name}.tower_2.conv'], x, relu=(True, True, True, False))
+  for i in (1, 2):
+    t = _layer(params, f'{name}.tower.conv_{i}', t)
+  for i in (1, 2, 3, 4):
+    t1 = _layer(params, f'{name}.tower_1.conv_{i}', t1)
+  pool = jax.nn.relu(_avg_pool_3x3_same(pool_pre))
+  return jnp.concatenate([b0, t, t1, pool], axis=-1)
+
+
+def _block_d(params, name, x):
+  t, t1 = _merged_1x1(params, [f'{name}.tower.conv', f'{name}.tower_1.conv'],
+                      x, relu=(True, True))
+  t = _layer(params, f'{name}.tower.conv_1', t)
+  for i in (1, 2, 3):
+    t1 = _layer(params, f'{name}.tower_1.conv_{i}', t1)
+  return jnp.concatenate([t, t1, _max_pool(x)], axis=-1)
+
+
+def _block_e(params, name, x, *, max_pool_branch):
+  names = [f'{name}.conv', f'{name}.tower_conv', f'{name}.tower_1_conv']
+  if max_pool_branch:  # mixed_10: max pool, then conv (they do not commute)
+    b0, a, b = _merged_1x1(params, names, x, relu=(True, True, True))
+    pool = _layer(params, f'{name}.tower_2_conv',
+                  _max_pool(x, size=3, stride=1, pad=1))
+  else:  # mixed_9: average pool commutes with the affine 1x1 conv
+    b0, a, b, pool_pre = _merged_1x1(
+        params, names + [f'{name}.tower_2_conv'], x,
+        relu=(True, True, True, False))
+    pool = jax.nn.relu(_avg_pool_3x3_same(pool_pre))
+  b = _layer(params, f'{name}.tower_1_conv_1', b)
+  return jnp.concatenate([
+      b0,
+      _layer(params, f'{name}.tower_mixed_conv', a),
+      _layer(params, f'{name}.tower_mixed_conv_1', a),
+      _layer(params, f'{name}.tower_1_mixed_conv', b),
+      _layer(params, f'{name}.tower_1_mixed_conv_1', b),
+      pool,
+  ], axis=-1)
+
+
+def _forward(params: Params, x: jax.Array) -> jax.Array:
+  x = x.astype(jnp.float32)
+  for name in ('conv', 'conv_1', 'conv_2'):
+    x = _layer(params, name, x)
+  x = _max_pool(x)
+  x = _layer(params, 'conv_4', _layer(params, 'conv_3', x))
+  x = _max_pool(x)
+  for name in ('mixed', 'mixed_1', 'mixed_2'):
+    x = _block_a(params, name, x)
+  x = _block_b(params, 'mixed_3', x)
+  for name in ('mixed_4', 'mixed_5', 'mixed_6', 'mixed_7'):
+    x = _block_c(params, name, x)
+  x = _block_d(params, 'mixed_8', x)
+  x = _block_e(params, 'mixed_9', x, max_pool_branch=False)
+  x = _block_e(params, 'mixed_10', x, max_pool_branch=True)
+  return jnp.mean(x, axis=(1, 2))
+
+
+@jax.jit
+def apply(params: Params, x: jax.Array) -> jax.Array:
+  """The 2048 pool features of prepared inputs.
+
+  Args:
+    params: from :func:`load_params`.
+    x: float ``[B, 299, 299, 3]`` (NHWC) in ``[-1, 1)``, i.e. ``u / 128 - 1``
+      for 8-bit pixel values ``u``.
+
+  Returns:
+    float32 ``[B, 2048]``. Jitted: one compilation per batch shape.
+  """
+  if x.ndim != 4 or x.shape[1:] != (INPUT_SIZE, INPUT_SIZE, 3):
+    raise ValueError(f'apply expects prepared [B, {INPUT_SIZE}, {INPUT_SIZE}, '
+                     f'3] inputs in [-1, 1); got shape {x.shape}')
+  return _forward(params, x)
+
+
+# ------------------------------------------------------------ features ---
+
+
+@jax.jit
+def prepare(images: jax.Array) -> jax.Array:
+  """``[0, 255]`` NHWC images (1 or 3 channels, any size) -> ``apply`` input.
+
+  Bilinear resize to 299x299 with ``jax.image.resize`` when the size differs
+  (no resize at 299x299), grey copied to 3 channels, then ``x / 128 - 1``.
+  """
+  _check_images(images)
+  x = images.astype(jnp.float32)
+  n, h, w, c = x.shape
+  if (h, w) != (INPUT_SIZE, INPUT_SIZE):
+    x = jax.image.resize(x, (n, INPUT_SIZE, INPUT_SIZE, c), method='bilinear')
+  if c == 1:
+    x = jnp.broadcast_to(x, (n, INPUT_SIZE, INPUT_SIZE, 3))
+  return x / 128.0 - 1.0
+
+
+def _check_images(images) -> None:
+  if images.ndim != 4 or images.shape[-1] not in (1, 3):
+    raise ValueError('images must be NHWC [N, H, W, C] with C = 1 or 3 and '
+                     f'pixel values in [0, 255]; got shape {images.shape}')
+
+
+def features(params: Params, images: Any, *, batch_size: int = 25
+             ) -> np.ndarray:
+  """FID features of ``[0, 255]`` images.
+
+  Args:
+    params: from :func:`load_params`.
+    images: NHWC ``[N, H, W, C]``, ``C`` = 1 (grey, copied to 3 channels) or
+      3, uint8 or float with pixel values in ``[0, 255]`` (**not**
+      ``[-1, 1]``). Any array supporting slicing (numpy, ``np.memmap``, jax):
+      only one batch at a time is converted and sent to the device.
+    batch_size: images per network call. Every call has this batch shape (the
+      last batch is zero-padded and the padding dropped), so a stream of any
+      length compiles once per ``(batch_size, H, W, C, dtype)``. The default
+      suits a CPU (batches of 10-25 were a little faster than 50-100 on 2
+      cores); use larger batches on an accelerator.
+
+  Returns:
+    float32 numpy ``[N, 2048]``; images are resized to 299x299 (bilinear,
+    on the device) and mapped to ``x / 128 - 1`` by :func:`prepare`.
+  """
+  if batch_size < 1:
+    raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+  shape = tuple(np.shape(images))
+  if len(shape) != 4 or shape[-1] not in (1, 3):
+    raise ValueError('images must be NHWC [N, H, W, C] with C = 1 or 3 and '
+                     f'pixel values in [0, 255]; got shape {shape}')
+  n = shape[0]
+  out = np.empty((n, FEATURE_DIM), np.float32)
+  pending = None  # (start, count, device result): overlap host and device
+  for start in range(0, n, batch_size):
+    batch = np.asarray(images[start:start + batch_size])
+    count = batch.shape[0]
+    if count < batch_size:
+      pad = np.zeros((batch_size - count,) + batch.shape[1:], batch.dtype)
+      batch = np.concatenate([batch, pad])
+    result = apply(params, prepare(batch))
+    if pending is not None:
+      s, c, r = pending
+      out[s:s + c] = np.asarray(r)[:c]
+    pending = (start, count, result)
+  if pending is not None:
+    s, c, r = pending
+    out[s:s + c] = np.asarray(r)[:c]
+  return out
