@@ -9,6 +9,8 @@ setuptools.setup(
     long_description_content_type='text/markdown',
     packages=setuptools.find_packages(include=['gan_stability', 'gan_stability.*',
                                                'experiments', 'experiments.*']),
+    package_data={'gan_stability': ['assets/*.npz', 'assets/*.json']},
+    include_package_data=True,
     python_requires='>=3.10',
     install_requires=[
         'jax>=0.7.0',
@@ -24,6 +26,7 @@ setuptools.setup(
         'tensorboardX>=2.6.2',  # TensorBoard event files without TensorFlow
     ],
     extras_require={
-        'test': ['pytest>=8.0', 'pytest-timeout>=2.3'],
+        # scikit-image: the independent SSIM/PSNR reference in the tests.
+        'test': ['pytest>=8.0', 'pytest-timeout>=2.3', 'scikit-image>=0.22'],
     },
 )

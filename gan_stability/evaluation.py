@@ -117,7 +117,7 @@ class ImageEvaluator:
     return self._real[space]
 
   def real_stats(self, space: str):
-    from gan_stability.metrics import fid as fid_lib  # pylint: disable=g-import-not-at-top
+    from gan_stability.metrics import fid_kid as fid_lib  # pylint: disable=g-import-not-at-top
     c = self.config
     name = (f"{c.dataset.replace(':', '_')}-{c.data.split}-{self.ev.num_real}"
             f'-{space}')
@@ -128,7 +128,7 @@ class ImageEvaluator:
 
   def compute_metrics(self, samples: np.ndarray, step: int) -> dict:
     import jax  # pylint: disable=g-import-not-at-top
-    from gan_stability.metrics import fid as fid_lib  # pylint: disable=g-import-not-at-top
+    from gan_stability.metrics import fid_kid as fid_lib  # pylint: disable=g-import-not-at-top
     out = {}
     wanted = set(self.metrics)
     if 'digits' in wanted:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from gan_stability.metrics import fid as fid_lib
+from gan_stability.metrics import fid_kid as fid_lib
 
 
 def _correlated(rng, n, d, shift=0.0, scale=1.0):

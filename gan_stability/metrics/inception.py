@@ -34,7 +34,7 @@ Weights: ``fid_inception_v3_2015.npz`` (376 float32 arrays,
 weights folder). They stop at the pool features: the graph's final
 1008-way ``softmax`` layer is **not** included, so this module has no
 ``logits`` and cannot compute the Inception Score by itself;
-:func:`gan_stability.metrics.fid.inception_score` takes logits from the
+:func:`gan_stability.metrics.fid_kid.inception_score` takes logits from the
 caller.
 
 Implementation notes (exact reformulations, same function up to float
