@@ -1,0 +1,172 @@
+r"""Benchmark: seeds vmapped into one program vs one by one, MoG MLP, this CPU.
+
+    python -m experiments.bench.vmap_seeds [--seeds=8] [--steps=500] \
+        [--variants=nonsaturating,wgan_gp_toy] [--repeats=3] [--end_to_end]
+
+The model and batch are those of ``experiments/ablations/mog_grid.py`` (MLPs
+3x64, batch 64, 100 train steps per dispatch). For each variant:
+
+* *one by one*: the loop's jitted multi-step, compiled once, run for every
+  seed in turn (``--steps`` generator updates each, a host sync per dispatch
+  and the numpy data batches included, as in the training loop);
+* *vmapped*: :func:`gan_stability.sweep.vmap_seeds.make_group_multi_step`,
+  all seeds in one program for the same number of steps.
+
+Compile time is measured separately (ahead-of-time ``lower().compile()``).
+The two are alternated ``--repeats`` times and the median is reported, so
+that load from other processes hits both alike. ``--end_to_end`` also times
+whole runs (evaluation, metrics files and checkpoints included):
+``train_and_evaluate`` per seed vs one ``train_seeds`` call.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+from absl import app, flags, logging
+
+flags.DEFINE_integer('seeds', 8, 'Number of seeds.')
+flags.DEFINE_integer('steps', 500, 'Generator updates per seed.')
+flags.DEFINE_list('variants', ['nonsaturating', 'wgan_gp_toy'],
+                  'experiments/configs/mog.py variants.')
+flags.DEFINE_integer('repeats', 3, 'Alternating repetitions (median reported).')
+flags.DEFINE_bool('end_to_end', False, 'Also time whole runs with I/O.')
+FLAGS = flags.FLAGS
+
+
+def make_config(variant: str, steps: int):
+  from experiments.ablations import mog_grid  # pylint: disable=g-import-not-at-top
+  from experiments.configs import mog  # pylint: disable=g-import-not-at-top
+  from gan_stability.sweep import spec  # pylint: disable=g-import-not-at-top
+  c = mog.get_config(variant)
+  for field, value in mog_grid.BUDGET.items():
+    spec.set_field(c, field, value, 'budget')
+  c.num_steps = steps
+  c.steps_per_dispatch = min(100, steps)
+  c.log_every = c.checkpoint_every = c.steps_per_dispatch
+  c.eval_every = steps
+  c.write_samples = False
+  return c
+
+
+def time_training(config, seeds: list[int], repeats: int) -> dict:
+  """Compile and train seconds of both ways (median over repeats)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from gan_stability import data as data_lib  # pylint: disable=g-import-not-at-top
+  from gan_stability.sweep import vmap_seeds as vs  # pylint: disable=g-import-not-at-top
+  from gan_stability.train import step as step_lib  # pylint: disable=g-import-not-at-top
+
+  g, d, shape = vs.build(config)
+  k, steps = config.steps_per_dispatch, config.num_steps
+  train_step = step_lib.make_train_step(config, g, d)
+  single = jax.jit(vs.make_multi_step(config, train_step), donate_argnums=0)
+  group = vs.make_group_multi_step(config, g, d)
+
+  def fresh(seed_list):
+    iters = [data_lib.make_iterator(vs.seed_config(config, s), seed=s)
+             for s in seed_list]
+    keys = [vs.seed_keys(s)[1] for s in seed_list]
+    return vs.init_states(config, g, d, shape, seed_list), iters, keys
+
+  st, its, keys = fresh(seeds[:1])
+  t = time.perf_counter()
+  single_c = single.lower(jax.device_put(vs.unstack(jax.device_get(st), 0)),
+                          {'x': vs.next_batches(its, k, config.n_critic)[0]},
+                          keys[0]).compile()
+  compile_single = time.perf_counter() - t
+  st, its, keys = fresh(seeds)
+  t = time.perf_counter()
+  group_c = group.lower(st, {'x': vs.next_batches(its, k, config.n_critic)},
+                        jax.numpy.stack(keys)).compile()
+  compile_group = time.perf_counter() - t
+
+  def run_single():
+    states, iters, keys = fresh(seeds)
+    host = jax.device_get(states)
+    t = time.perf_counter()
+    for i in range(len(seeds)):
+      state = jax.device_put(vs.unstack(host, i))
+      for _ in range(steps // k):
+        batch = {'x': vs.next_batches(iters[i:i + 1], k, config.n_critic)[0]}
+        state, metrics = single_c(state, batch, keys[i])
+        jax.device_get(metrics)
+    return time.perf_counter() - t
+
+  def run_group():
+    states, iters, keys = fresh(seeds)
+    keys = jax.numpy.stack(keys)
+    t = time.perf_counter()
+    for _ in range(steps // k):
+      batch = {'x': vs.next_batches(iters, k, config.n_critic)}
+      states, metrics = group_c(states, batch, keys)
+      jax.device_get(metrics)
+    return time.perf_counter() - t
+
+  one, vm = [], []
+  for _ in range(repeats):
+    one.append(run_single())
+    vm.append(run_group())
+  return {'compile_one': compile_single, 'compile_vmap': compile_group,
+          'train_one': float(np.median(one)), 'train_vmap': float(np.median(vm))}
+
+
+def time_end_to_end(config, seeds: list[int]) -> dict:
+  """Whole runs in temporary directories: per seed vs one vmapped group."""
+  import contextlib  # pylint: disable=g-import-not-at-top
+  import io  # pylint: disable=g-import-not-at-top
+  from gan_stability.sweep import vmap_seeds as vs  # pylint: disable=g-import-not-at-top
+  from gan_stability.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  root = tempfile.mkdtemp(prefix='bench_vmap_seeds_')
+  try:
+    with contextlib.redirect_stdout(io.StringIO()):
+      t = time.perf_counter()
+      for s in seeds:
+        train_and_evaluate(vs.seed_config(config, s), os.path.join(root, f'one{s}'))
+      one = time.perf_counter() - t
+      t = time.perf_counter()
+      vs.train_seeds(config, seeds, [os.path.join(root, f'vm{s}') for s in seeds])
+      vm = time.perf_counter() - t
+  finally:
+    shutil.rmtree(root, ignore_errors=True)
+  return {'e2e_one': one, 'e2e_vmap': vm}
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  import jax  # pylint: disable=g-import-not-at-top
+  seeds = list(range(FLAGS.seeds))
+  print(f'jax {jax.__version__}, {jax.devices()[0].device_kind}, '
+        f'{len(os.sched_getaffinity(0))} CPUs, load average '
+        f'{os.getloadavg()[0]:.1f}; {FLAGS.seeds} seeds x {FLAGS.steps} steps, '
+        f'median of {FLAGS.repeats}', flush=True)
+  lines = ['| variant | n_critic | way | compile s | train s | seed-steps/s | '
+           'speed-up (train) |', '|---|---|---|---|---|---|---|']
+  e2e_lines = []
+  for variant in FLAGS.variants:
+    c = make_config(variant, FLAGS.steps)
+    r = time_training(c, seeds, FLAGS.repeats)
+    total = FLAGS.seeds * FLAGS.steps
+    for way, key in (('one by one', 'one'), ('vmapped', 'vmap')):
+      ratio = r['train_one'] / r[f'train_{key}']
+      lines.append(f"| {variant} | {c.n_critic} | {way} | {r[f'compile_{key}']:.2f} | "
+                   f"{r[f'train_{key}']:.2f} | {total / r[f'train_{key}']:.0f} | "
+                   f'{ratio:.2f}x |')
+    print(lines[-2] + '\n' + lines[-1], flush=True)
+    if FLAGS.end_to_end:
+      e = time_end_to_end(c, seeds)
+      e2e_lines.append(f"| {variant} | {e['e2e_one']:.1f} | {e['e2e_vmap']:.1f} | "
+                       f"{e['e2e_one'] / e['e2e_vmap']:.2f}x |")
+  print('\n' + '\n'.join(lines))
+  if e2e_lines:
+    print('\nEnd to end (compile, evaluation, metrics and checkpoints included):\n')
+    print('| variant | one by one s | vmapped s | speed-up |\n|---|---|---|---|')
+    print('\n'.join(e2e_lines))
+
+
+if __name__ == '__main__':
+  app.run(main)
