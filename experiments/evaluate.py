@@ -7,6 +7,8 @@ r"""Evaluates a training run's checkpoint and appends the result to its
 ``--metrics`` overrides the run's ``config.eval.metrics`` (image runs; see
 ``gan_stability/evaluation.py`` for the names), e.g. the Stacked-MNIST
 protocol is ``--metrics=stacked_modes --num_samples=26000``.
+``--held_out=test`` evaluates real images of that split instead of samples
+(the reference values of the same metrics; nothing is written).
 """
 
 from absl import app, flags, logging
@@ -16,15 +18,24 @@ flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest).')
 flags.DEFINE_integer('num_samples', None, 'Samples (default: eval_samples).')
 flags.DEFINE_string('metrics', None, 'Comma-separated image metrics.')
 flags.DEFINE_integer('seed', 0, 'Seed of the evaluation latents.')
+flags.DEFINE_string('held_out', None, 'Evaluate real images of this split '
+                    '(e.g. test) instead of samples: the reference values.')
 flags.mark_flags_as_required(['workdir'])
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   del argv
-  from gan_stability.train.evaluate import evaluate_checkpoint  # pylint: disable=g-import-not-at-top
+  from gan_stability.train.evaluate import evaluate_checkpoint, evaluate_held_out  # pylint: disable=g-import-not-at-top
   if not FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)
+  if FLAGS.held_out:
+    result = evaluate_held_out(FLAGS.workdir, split=FLAGS.held_out,
+                               num_samples=FLAGS.num_samples,
+                               metrics=FLAGS.metrics)
+    print('held-out reference:', {k: round(v, 4) if isinstance(v, float) else v
+                                  for k, v in result.items()}, flush=True)
+    return
   result = evaluate_checkpoint(FLAGS.workdir, step=FLAGS.step,
                                num_samples=FLAGS.num_samples,
                                metrics=FLAGS.metrics, seed=FLAGS.seed)

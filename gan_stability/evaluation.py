@@ -8,7 +8,10 @@ Image metrics are chosen by name in ``config.eval.metrics`` (comma-separated):
 
 =================  =========================================================
 ``digits``         MNIST-classifier label histogram of 1-channel samples:
-                   ``digit_modes`` (of 10) and ``digit_kl`` (to uniform).
+                   ``digit_modes`` (of 10), ``digit_kl`` (to uniform) and
+                   ``digit_confident``: the share of samples the classifier
+                   labels with softmax probability >= 0.9 (recognisable
+                   digits; real t10k digits: 0.99).
 ``stacked_modes``  Stacked-MNIST ``modes`` (of 1,000) and ``kl`` (VEEGAN /
                    PacGAN protocol; 26,000 samples in the papers).
 ``cfid``           FID in the MNIST classifier's 128-d feature space.
@@ -133,10 +136,12 @@ class ImageEvaluator:
     wanted = set(self.metrics)
     if 'digits' in wanted:
       from gan_stability.metrics import classifier, modes  # pylint: disable=g-import-not-at-top
-      counts = modes.mode_histogram(
-          classifier.predict(self.classifier(), _grey(samples)), 10)
+      logits = classifier.predict_logits(self.classifier(), _grey(samples))
+      counts = modes.mode_histogram(np.argmax(logits, axis=-1), 10)
       out['digit_modes'] = int(np.sum(counts > 0))
       out['digit_kl'] = modes.kl_to_uniform(counts)
+      out['digit_confident'] = float(np.mean(
+          classifier.max_probability(logits) >= CONFIDENT))
     if 'stacked_modes' in wanted:
       from gan_stability.metrics import modes  # pylint: disable=g-import-not-at-top
       r = modes.stacked_mnist_modes(self.classifier(), samples)
@@ -184,6 +189,9 @@ class ImageEvaluator:
     if finite and self.metrics:
       result.update(self.compute_metrics(samples, step))
     return result
+
+
+CONFIDENT = 0.9  # softmax probability of a 'recognisable' digit
 
 
 def _grey(images: np.ndarray) -> np.ndarray:

@@ -128,9 +128,29 @@ def test_image_metrics_in_classifier_space(tmp_path):
   counts = modes.mode_histogram(classifier.predict(params, fake), 10)
   assert rec['digit_modes'] == int(np.sum(counts > 0))
   assert rec['digit_kl'] == pytest.approx(modes.kl_to_uniform(counts))
+  logits = np.asarray(classifier.predict_logits(params, fake), np.float64)
+  p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+  assert rec['digit_confident'] == pytest.approx(np.mean(p.max(-1) >= 0.9))
+  np.testing.assert_allclose(classifier.max_probability(logits), p.max(-1),
+                             rtol=1e-12)
+  np.testing.assert_allclose(classifier.max_probability(np.array([[1e4, 0.0]])),
+                             [1.0])
   real = data_lib.load_images(cfg)[:40]
   ref = fid_lib.fid(classifier.features(params, real),
                     classifier.features(params, fake))
   assert rec['cfid'] == pytest.approx(ref, rel=1e-6)
   # the real statistics were cached for later evaluations
   assert os.listdir(os.path.join(wd, 'eval_cache'))
+  # Held-out reference: the same evaluator on the real t10k images.
+  from gan_stability.data import images as images_lib
+  from gan_stability.train.evaluate import evaluate_held_out
+  held = evaluate_held_out(wd, split='test', num_samples=12)
+  assert (held['split'], held['eval_num_samples']) == ('test', 12)
+  test_cfg = load_run_config(wd)
+  test_cfg.data.split = 'test'
+  test_images = images_lib.scale_images(data_lib.load_images(test_cfg)[:12])
+  counts = modes.mode_histogram(classifier.predict(params, test_images), 10)
+  assert held['digit_modes'] == int(np.sum(counts > 0))
+  assert held['cfid'] == pytest.approx(fid_lib.fid(
+      classifier.features(params, real),
+      classifier.features(params, test_images)), rel=1e-6)

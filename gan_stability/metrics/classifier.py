@@ -187,6 +187,13 @@ def predict(params: Params, images: np.ndarray, *,
   return np.argmax(logits, axis=-1).astype(np.int64)
 
 
+def max_probability(logits: np.ndarray) -> np.ndarray:
+  """``max_k softmax(logits)_k`` per row (float64, stable for any logits)."""
+  z = np.asarray(logits, np.float64)
+  z = z - z.max(axis=-1, keepdims=True)
+  return 1.0 / np.exp(z).sum(axis=-1)
+
+
 def features(params: Params, images: np.ndarray, *,
              batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
   """float32 ``[N, 128]`` penultimate-layer embeddings (post-relu)."""

@@ -34,7 +34,7 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
     raise FileNotFoundError(f'{path}: no config.json; is {workdir!r} the '
                             'workdir of a training run?')
   with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+    return ml_collections.ConfigDict(config_lib.upgrade(json.load(f)))
 
 
 def restore_generator(config, workdir: str, step: int | None = None):
@@ -73,6 +73,47 @@ def restore_generator(config, workdir: str, step: int | None = None):
   return sample_fn, step
 
 
+def _eval_config(workdir: str, num_samples: int | None, metrics: str | None):
+  """The run's config with the evaluation overrides, validated."""
+  config = load_run_config(workdir)
+  if num_samples is not None:
+    config.eval_samples = int(num_samples)
+  if metrics is not None:
+    if 'eval' not in config:
+      raise config_lib.ConfigError('--metrics: only image runs have '
+                                   'config.eval.metrics')
+    config.eval.metrics = metrics
+  config_lib.validate(config)
+  return config
+
+
+def evaluate_held_out(workdir: str, *, split: str = 'test',
+                      num_samples: int | None = None,
+                      metrics: str | None = None) -> dict:
+  """The run's evaluator applied to *real* images of ``split`` in place of
+  samples: what a generator that reproduced the data would score (the
+  reference for FID/KID, precision/recall, density/coverage, digit
+  confidence of the same run and protocol). Image runs only; writes nothing.
+
+  Returns:
+    ``{'split', 'eval_num_samples', **metrics}`` (the first ``num_samples``
+    images of the split, default ``config.eval_samples``).
+  """
+  from gan_stability.data import images as images_lib  # pylint: disable=g-import-not-at-top
+  config = _eval_config(workdir, num_samples, metrics)
+  if 'eval' not in config:
+    raise config_lib.ConfigError('--held_out: only image runs have a '
+                                 'held-out split')
+  held = config.copy_and_resolve_references()
+  held.data.split = split
+  images = data_lib.load_images(held)[:config.eval_samples]
+  if config.data.pad_to:
+    images = images_lib.pad_images(images, config.data.pad_to)
+  evaluator = evaluation.make_evaluator(config, workdir=workdir)
+  result = evaluator(images_lib.scale_images(images), 0, sample_dir=None)
+  return {'split': split, 'eval_num_samples': len(images), **result}
+
+
 def evaluate_checkpoint(workdir: str, *, step: int | None = None,
                         num_samples: int | None = None,
                         metrics: str | None = None, seed: int = 0,
@@ -92,15 +133,7 @@ def evaluate_checkpoint(workdir: str, *, step: int | None = None,
   Returns:
     ``{'step', 'evaluate_only': True, 'eval_num_samples', **metrics}``.
   """
-  config = load_run_config(workdir)
-  if num_samples is not None:
-    config.eval_samples = int(num_samples)
-  if metrics is not None:
-    if 'eval' not in config:
-      raise config_lib.ConfigError('--metrics: only image runs have '
-                                   'config.eval.metrics')
-    config.eval.metrics = metrics
-  config_lib.validate(config)
+  config = _eval_config(workdir, num_samples, metrics)
   sample_fn, step = restore_generator(config, workdir, step)
   samples = sample_fn(jax.random.fold_in(jax.random.key(seed), step),
                       config.eval_samples)
