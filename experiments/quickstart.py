@@ -21,6 +21,8 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
+from experiments.reproduce import published
+
 flags.DEFINE_string('workdir', '/tmp/gan_stability_quickstart', 'Output directory.')
 flags.DEFINE_integer('seeds', 3, 'Seeds per (variant, dataset).')
 flags.DEFINE_integer('num_steps', None, 'Override the budget\'s generator updates.')
@@ -40,20 +42,9 @@ BUDGET = {
     'write_tensorboard': False,
 }
 
-# Published results (same ring/grid definitions, PacGAN's protocol: 2,500
-# samples, high quality = within 3 sigma). Transcribed from the papers'
-# tables; their architectures and training lengths differ from ours.
-PUBLISHED = [
-    # dataset, method, modes, high_quality %, reverse KL, source
-    ('ring', 'GAN', '6.3 ± 0.5', '98.2 ± 0.2', '0.45 ± 0.09', 'PacGAN Table 1'),
-    ('ring', 'PacGAN2', '7.9 ± 0.1', '95.6 ± 2.0', '0.07 ± 0.03', 'PacGAN Table 1'),
-    ('ring', 'Unrolled GAN', '7.6', '35.6', '—', 'VEEGAN Table 1'),
-    ('ring', 'VEEGAN', '8.0', '52.9', '—', 'VEEGAN Table 1'),
-    ('grid', 'GAN', '17.3 ± 0.8', '94.8 ± 0.7', '0.70 ± 0.07', 'PacGAN Table 1'),
-    ('grid', 'PacGAN2', '23.8 ± 0.7', '91.3 ± 0.8', '0.13 ± 0.04', 'PacGAN Table 1'),
-    ('grid', 'Unrolled GAN', '23.6', '16.0', '—', 'VEEGAN Table 1'),
-    ('grid', 'VEEGAN', '24.6', '40.0', '—', 'VEEGAN Table 1'),
-]
+# Published results (PacGAN / VEEGAN Table 1; their architectures and training
+# lengths differ from ours).
+PUBLISHED = published.MIXTURES
 
 
 def make_config(variant: str, dataset: str, seed: int, num_steps: int | None = None):

@@ -11,6 +11,7 @@ count, penalties with packed discriminators, ...). Every error is a
 from __future__ import annotations
 
 import dataclasses
+import json
 import numbers
 from typing import Any, Callable, Sequence
 
@@ -110,6 +111,8 @@ MODEL_FIELDS: dict[str, dict[str, Field]] = {
         'model.d_hidden': _int(*_POS),
         'model.d_layers': _int(*_NONNEG),
         'model.d_activation': _choice(*_ACTS),
+        'model.g_norm': _choice('none', 'batch'),
+        'model.d_maxout': _int(lambda v: v >= 1, '>= 1 (1: no maxout)'),
     },
     'dcgan': _IMAGE_MODEL,
     'sngan_cnn': _IMAGE_MODEL,
@@ -173,6 +176,30 @@ def schema_for(config) -> dict[str, Field]:
   out.update(DATA_FIELDS[data_kind(dataset) if isinstance(dataset, str)
                          else 'mixture'])
   return out
+
+# Fields added after runs were first written, with the value that reproduces
+# the behaviour of a run written without them: ``upgrade`` fills them in when
+# an old ``config.json`` is resumed or evaluated.
+ADDED_FIELDS = {
+    'model.g_norm': 'none',  # the MLP generator (added for the PacGAN architecture)
+    'model.d_maxout': 1,
+}
+
+
+def upgrade(old: dict) -> dict:
+  """``old`` (a ``config.json`` dict) with the :data:`ADDED_FIELDS` its
+  schema needs and lacks, at their old-behaviour values (a new dict)."""
+  out = json.loads(json.dumps(old))
+  schema = schema_for(out)
+  for field, value in ADDED_FIELDS.items():
+    *parents, leaf = field.split('.')
+    node = out
+    for p in parents:
+      node = node.get(p) if isinstance(node, dict) else None
+    if field in schema and isinstance(node, dict) and leaf not in node:
+      node[leaf] = value
+  return out
+
 
 # Fields that may change when a run is resumed from its workdir.
 RESUMABLE_CHANGES = frozenset({

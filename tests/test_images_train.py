@@ -55,7 +55,7 @@ def idx_dir(tmp_path_factory):
 
 @pytest.mark.parametrize('module,variant', [
     (mnist, 'smoke'), (mnist, 'vanilla'), (mnist, 'nonsaturating'),
-    (mnist, 'wgan_gp'), (mnist, 'sngan'),
+    (mnist, 'wgan_gp'), (mnist, 'sngan'), (mnist, 'hinge_r1'),
     (stacked_mnist, 'smoke'), (stacked_mnist, 'wgan_gp'),
 ])
 def test_idx_configs_train(module, variant, idx_dir, tmp_path):

@@ -78,6 +78,30 @@ def test_spec_expansion_product_zip_names_and_shards():
   assert sw.parse_override('data.dir=/x/y') == ('data.dir', '/x/y')
 
 
+def test_variant_axis_starts_each_point_from_its_recipe():
+  sweep = sw.Sweep(
+      base='experiments/configs/mog.py:nonsaturating',
+      overrides={'num_steps': 7},
+      axes=sw.product(sw.zip(sw.axis('variant', ['vanilla', 'wgan_gp', 'hinge_r1',
+                                                 'nonsaturating']),
+                             sw.axis('model.packing', [1, 1, 1, 2])),
+                      sw.axis('seed', [0, 1])))
+  points = sw.expand(sweep)
+  assert [p.name for p in points[:2]] == ['variant=vanilla,model.packing=1,seed=0',
+                                          'variant=vanilla,model.packing=1,seed=1']
+  got = {p.config.variant: (p.config.loss, p.config.penalty, p.config.penalty_weight,
+                            p.config.n_critic, p.config.optimizer.b1,
+                            p.config.model.packing, p.config.num_steps)
+         for p in points}
+  assert got == {'vanilla': ('minimax', 'none', 0.0, 1, 0.5, 1, 7),
+                 'wgan_gp': ('wasserstein', 'gp', 10.0, 5, 0.0, 1, 7),
+                 'hinge_r1': ('hinge', 'r1', 0.1, 1, 0.5, 1, 7),
+                 'nonsaturating': ('nonsaturating', 'none', 0.0, 1, 0.5, 2, 7)}
+  with pytest.raises(sw.SweepError, match=r"sweep axis 'variant': value 'wgan': "
+                     r".*unknown 'wgan'"):
+    sw.expand(sw.Sweep(base=SMOKE, axes=sw.axis('variant', ['smoke', 'wgan'])))
+
+
 @pytest.mark.parametrize('axes, match', [
     (sw.axis('model.spectrl_norm', [False, True]),
      r"sweep axis 'model\.spectrl_norm': config has no field .*did you mean "

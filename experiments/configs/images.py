@@ -11,7 +11,7 @@ import ml_collections
 
 from experiments.configs import recipes
 
-VARIANTS = ('vanilla', 'nonsaturating', 'wgan_gp', 'sngan', 'smoke')  # recipes: recipes.py
+VARIANTS = ('vanilla', 'nonsaturating', 'wgan_gp', 'sngan', 'hinge_r1', 'smoke')  # recipes: recipes.py
 
 # Metrics evaluated at every eval step by default (cheap ones; FID/KID on
 # Inception features need ``eval.inception_path`` and many samples).

@@ -15,11 +15,16 @@ dataset config's):
   released code (``gan_toy.py``): lambda 0.1, Adam(1e-4, 0.5, 0.9).
 * ``sngan`` - spectral norm on every D layer, non-saturating loss, n_dis 5,
   Adam(1e-4, 0.5, 0.9) (Miyato et al. 2018, Table 1 setting A).
+* ``hinge_r1`` - hinge loss (Lim & Ye 2017; Miyato et al. 2018) with the R1
+  penalty ``gamma/2 E_real |grad D|^2`` (Mescheder et al. 2018) at their
+  gamma = 10 (``penalty_weight`` 5), n_critic 1, Adam(1e-4, 0.5, 0.9).
+  Dataset configs may rescale gamma to their data (the 2-D mixtures do).
 """
 
 import ml_collections
 
-RECIPES = ('vanilla', 'nonsaturating', 'wgan_gp', 'wgan_gp_toy', 'sngan')
+RECIPES = ('vanilla', 'nonsaturating', 'wgan_gp', 'wgan_gp_toy', 'sngan',
+           'hinge_r1')
 
 
 def apply(c, variant: str) -> None:
@@ -42,6 +47,11 @@ def apply(c, variant: str) -> None:
     c.loss = 'nonsaturating'
     c.model.spectral_norm = True
     c.n_critic = 5
+    c.optimizer.update(g_lr=1e-4, d_lr=1e-4, b1=0.5, b2=0.9)
+  elif variant == 'hinge_r1':
+    c.loss = 'hinge'
+    c.penalty = 'r1'
+    c.penalty_weight = 5.0
     c.optimizer.update(g_lr=1e-4, d_lr=1e-4, b1=0.5, b2=0.9)
 
 

@@ -16,13 +16,15 @@ def _mlp(model_cfg, data_shape):
         f'config.model.name: "mlp" needs vector data, got shape {data_shape}')
   g = mlp.MLPGenerator(out_dim=data_shape[0], hidden=model_cfg.g_hidden,
                        num_layers=model_cfg.g_layers,
-                       activation=model_cfg.g_activation)
+                       activation=model_cfg.g_activation,
+                       norm=model_cfg.get('g_norm', 'none'))
   d = mlp.MLPDiscriminator(hidden=model_cfg.d_hidden,
                            num_layers=model_cfg.d_layers,
                            activation=model_cfg.d_activation,
                            spectral_norm=model_cfg.spectral_norm,
                            sn_steps=model_cfg.sn_steps,
-                           packing=model_cfg.packing)
+                           packing=model_cfg.packing,
+                           maxout=model_cfg.get('d_maxout', 1))
   return g, d
 
 

@@ -1,8 +1,12 @@
 """Multilayer perceptrons for low-dimensional data (the 2-D mixtures).
 
-Defaults follow common 2-D GAN benchmarks at a CPU-friendly size; the PacGAN
-/ VEEGAN architecture (G: 4x400 ReLU with batch norm, D: 3x200 maxout) can be
-approximated through ``hidden``/``layers``.
+Defaults follow common 2-D GAN benchmarks at a CPU-friendly size. The
+architecture of the VEEGAN / PacGAN 2-D experiments (Srivastava et al. 2017;
+Lin et al. 2018, Appendix: G with four hidden layers of 400 ReLU units and
+batch normalisation, D with three hidden layers of 200 maxout units of 5
+pieces) is ``MLPGenerator(hidden=400, num_layers=4, norm='batch')`` and
+``MLPDiscriminator(hidden=200, num_layers=3, maxout=5)``
+(``experiments/reproduce/mixtures.py``).
 """
 
 from __future__ import annotations
@@ -11,24 +15,40 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_stability.models import layers
+from gan_stability.models import layers, norms
 
 
 class MLPGenerator(nn.Module):
-  """``z -> x``: ``layers`` hidden Dense layers of width ``hidden``, then linear."""
+  """``z -> x``: ``layers`` hidden Dense layers of width ``hidden``, then linear.
+
+  ``norm='batch'`` puts batch normalisation (Ioffe & Szegedy 2015; statistics
+  in ``batch_stats``, running averages when ``train`` is False) between each
+  hidden Dense layer and its activation.
+  """
   out_dim: int = 2
   hidden: int = 128
   num_layers: int = 3
   activation: str = 'relu'
+  norm: str = 'none'
 
   @nn.compact
   def __call__(self, z: jax.Array, *, train: bool = False) -> jax.Array:
-    del train  # no batch-dependent layers
+    norms.check_norm('g_norm', self.norm, ('none', 'batch'))
     act = layers.get_activation(self.activation)
     h = z
     for i in range(self.num_layers):
-      h = act(nn.Dense(self.hidden, name=f'dense_{i}')(h))
+      h = nn.Dense(self.hidden, use_bias=self.norm == 'none', name=f'dense_{i}')(h)
+      h = act(norms.norm_layer(self.norm, train=train, name=f'bn_{i}')(h))
     return nn.Dense(self.out_dim, name='out')(h)
+
+
+def maxout(h: jax.Array, pieces: int) -> jax.Array:
+  """Maxout units (Goodfellow et al. 2013): ``[..., k * pieces] -> [..., k]``,
+  the maximum over each unit's ``pieces`` consecutive linear features."""
+  if h.shape[-1] % pieces:
+    raise ValueError(f'maxout: {h.shape[-1]} features are not a multiple of '
+                     f'{pieces} pieces')
+  return h.reshape(h.shape[:-1] + (h.shape[-1] // pieces, pieces)).max(-1)
 
 
 class MLPDiscriminator(nn.Module):
@@ -36,7 +56,10 @@ class MLPDiscriminator(nn.Module):
 
   ``packing`` > 1 makes it a PacGAN discriminator (Lin et al. 2018): it sees
   ``packing`` samples concatenated and emits one logit per pack, so the
-  batch must be a multiple of ``packing``.
+  batch must be a multiple of ``packing``. ``maxout`` > 1 makes every hidden
+  layer ``hidden`` maxout units of ``maxout`` pieces (a Dense layer of
+  ``hidden * maxout`` features, then :func:`maxout`) instead of Dense +
+  ``activation``.
   """
   hidden: int = 128
   num_layers: int = 3
@@ -44,6 +67,7 @@ class MLPDiscriminator(nn.Module):
   spectral_norm: bool = False
   sn_steps: int = 1
   packing: int = 1
+  maxout: int = 1
 
   @nn.compact
   def __call__(self, x: jax.Array, *, update_stats: bool = False,
@@ -53,7 +77,8 @@ class MLPDiscriminator(nn.Module):
     h = x.reshape(x.shape[0] // self.packing, -1)
     wrap = lambda layer: layers.SNWrap(layer, self.spectral_norm, self.sn_steps)
     for i in range(self.num_layers):
-      h = act(wrap(nn.Dense(self.hidden, name=f'dense_{i}'))(
-          h, update_stats=update_stats))
+      h = wrap(nn.Dense(self.hidden * self.maxout, name=f'dense_{i}'))(
+          h, update_stats=update_stats)
+      h = maxout(h, self.maxout) if self.maxout > 1 else act(h)
     out = wrap(nn.Dense(1, name='out'))(h, update_stats=update_stats)
     return jnp.squeeze(out, axis=-1)

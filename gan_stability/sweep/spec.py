@@ -24,6 +24,12 @@ last axis of a product varies fastest), and validates every point's config
 with :func:`gan_stability.config.validate` before anything is compiled; an
 error names the axis (or override) that set the offending field.
 
+The axis ``variant`` is special: its values are variants of the base config
+file (``get_config(variant)``), so a sweep can compare whole recipes
+(``sw.axis('variant', ['nonsaturating', 'wgan_gp', 'sngan'])``); each point
+starts from its variant's config, then the overrides and the other axes are
+applied.
+
 A point's name lists its axis values in axis order, e.g.
 ``loss=hinge,penalty=r1,penalty_weight=0.1,seed=3``; it is the point's run
 directory. Its *group* is the same without the ``seed`` axis: the points of a
@@ -46,6 +52,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from gan_stability import config as config_lib
 
 SEED = 'seed'
+VARIANT = 'variant'
 MAX_NAME_LEN = 150
 _ZIP = builtins.zip
 
@@ -303,10 +310,27 @@ def expand(sweep: Sweep, extra_overrides: Mapping[str, Any] | None = None,
     SweepError: naming the axis / override: an unknown field, a value of the
       wrong type, a config the schema rejects, clashing axes or names.
   """
-  base = load_config(sweep.base)
   overrides = {**dict(sweep.overrides), **dict(extra_overrides or {})}
-  for field, value in overrides.items():
-    set_field(base, field, value, f'sweep override {field!r}')
+  bases = {}
+
+  def base_config(variant=None):
+    """The base config (of ``variant``, if given) with the overrides."""
+    if variant not in bases:
+      text = sweep.base
+      if variant is not None:
+        text = f'{_split_arg(sweep.base)[0]}:{variant}'
+      try:
+        config = load_config(text)
+      except SweepError as e:
+        if variant is None:
+          raise
+        raise SweepError(f'sweep axis {VARIANT!r}: value {variant!r}: {e}') from e
+      for field, value in overrides.items():
+        set_field(config, field, value, f'sweep override {field!r}')
+      bases[variant] = config
+    return bases[variant]
+
+  base = base_config()
   if sweep.axes is None:
     raise SweepError('sweep.axes: missing (use axis / product / zip)')
   fields = sweep.axes.fields()
@@ -320,9 +344,11 @@ def expand(sweep: Sweep, extra_overrides: Mapping[str, Any] | None = None,
   points, names = [], {}
   for assignment in sweep.axes.assignments():
     values = dict(assignment)
-    config = base.copy_and_resolve_references()
+    start = base_config(values[VARIANT]) if VARIANT in values else base
+    config = start.copy_and_resolve_references()
     for field, value in assignment:
-      set_field(config, field, value, f'sweep axis {field!r}')
+      if field != VARIANT:
+        set_field(config, field, value, f'sweep axis {field!r}')
     name = point_name(values)
     try:
       config_lib.validate(config, num_devices=num_devices)

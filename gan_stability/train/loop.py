@@ -94,7 +94,7 @@ def _check_config_file(config, workdir: str) -> None:
   new = config.to_dict()
   if os.path.exists(path):
     with open(path) as f:
-      old = json.load(f)
+      old = config_lib.upgrade(json.load(f))
     resumable = set(config_lib.RESUMABLE_CHANGES)
     if config.optimizer.lr_schedule != 'constant':
       resumable.discard('num_steps')  # the schedule depends on it
