@@ -49,6 +49,11 @@ _UNIT = (lambda v: 0 <= v < 1, 'in [0, 1)')
 _ACTS = ('relu', 'leaky_relu', 'tanh', 'elu')
 MIXTURES = ('ring', 'grid')
 IMAGE_DATASETS = ('mnist', 'fashion_mnist', 'stacked_mnist')  # + 'tfds:<name>'
+# Classes of the labelled datasets (Stacked MNIST: the 1,000 digit triples
+# ``100 d_R + 10 d_G + d_B``); a 'tfds:<name>' dataset's labels are checked
+# against ``model.num_classes`` when they are loaded.
+NUM_CLASSES = {'mnist': 10, 'fashion_mnist': 10, 'stacked_mnist': 1000,
+               'tfds:cifar10': 10, 'tfds:mnist': 10, 'tfds:fashion_mnist': 10}
 
 # Fields every config has.
 COMMON: dict[str, Field] = {
@@ -102,6 +107,8 @@ _IMAGE_MODEL = {
     'model.g_norm': _choice('batch', 'none'),
     'model.d_norm': _choice('none', 'batch', 'layer'),
     'model.conv_impl': _choice('auto', 'native', 'fast'),
+    # 0: unconditional; > 0: class-conditional G and projection D.
+    'model.num_classes': _int(*_NONNEG),
 }
 MODEL_FIELDS: dict[str, dict[str, Field]] = {
     'mlp': {
@@ -183,6 +190,7 @@ def schema_for(config) -> dict[str, Field]:
 ADDED_FIELDS = {
     'model.g_norm': 'none',  # the MLP generator (added for the PacGAN architecture)
     'model.d_maxout': 1,
+    'model.num_classes': 0,  # image models (added for conditional GANs)
 }
 
 
@@ -264,6 +272,11 @@ def validate(config, *, num_devices: int | None = None) -> None:
     raise ConfigError(f'config.model.name: {model_name!r} does not fit '
                       f'dataset {dataset!r} (mlp is for the 2-D mixtures, '
                       'the convolutional models for images)')
+  if model_name == 'mlp' and 'model.num_classes' in flat:
+    raise ConfigError('config.model.num_classes: class-conditional models '
+                      'need an image model and a labelled image dataset; '
+                      "model 'mlp' (2-D mixtures) is unconditional (remove "
+                      'the field)')
   schema = schema_for(config)
   unknown = sorted(set(flat) - set(schema))
   if unknown:
@@ -295,6 +308,8 @@ def validate(config, *, num_devices: int | None = None) -> None:
       raise ConfigError('config.penalty: gradient penalties are defined per '
                         'example and are not supported with a packed '
                         f'discriminator (model.packing={c.model.packing})')
+  if c.model.get('num_classes', 0):
+    _validate_conditional(c)
   if c.penalty == 'none' and c.penalty_weight != 0:
     raise ConfigError(f'config.penalty_weight: {c.penalty_weight} given but '
                       "config.penalty is 'none'")
@@ -324,6 +339,19 @@ def validate(config, *, num_devices: int | None = None) -> None:
   if c.ema_start > c.num_steps:
     raise ConfigError(f'config.ema_start: {c.ema_start} is after '
                       f'num_steps={c.num_steps}')
+
+
+def _validate_conditional(c) -> None:
+  """A class-conditional image model (``model.num_classes > 0``)."""
+  n = c.model.num_classes
+  known = NUM_CLASSES.get(c.dataset)
+  if known is not None and n != known:
+    raise ConfigError(f'config.model.num_classes: dataset {c.dataset!r} has '
+                      f'{known} classes, got num_classes={n} '
+                      '(0: unconditional)')
+  if c.model.packing > 1:
+    raise ConfigError('config.model.packing: class-conditional models '
+                      f'(model.num_classes={n}) do not support packing > 1')
 
 
 def _validate_eval(c) -> None:

@@ -3,7 +3,7 @@
 import ml_collections
 import pytest
 
-from experiments.configs import mog
+from experiments.configs import mnist, mog
 from gan_stability import config as config_lib
 from gan_stability.config import ConfigError
 
@@ -69,6 +69,7 @@ BAD = [
     (dict(keep_checkpoints=0), 'keep_checkpoints'),
     (dict(learning_rate=1e-3), 'learning_rate'),  # unknown field
     (dict(model__width=3), 'model.width'),  # unknown nested field
+    (dict(model__num_classes=10), 'model.num_classes'),  # mlp: unconditional
 ]
 
 
@@ -76,6 +77,42 @@ BAD = [
 def test_bad_config_names_the_field(overrides, field):
   with pytest.raises(ConfigError, match=rf'^config\.{field}\b'):
     config_lib.validate(_cfg(**overrides), num_devices=1)
+
+
+def _image_cfg(**overrides):
+  """The class-conditional MNIST smoke config with ``overrides``."""
+  c = ml_collections.ConfigDict(mnist.get_config('smoke_cond').to_dict(),
+                                type_safe=False)
+  c.data.dir = '/x'
+  with c.unlocked():
+    for dotted, value in overrides.items():
+      node = c
+      *parents, leaf = dotted.split('__')
+      for p in parents:
+        node = node[p]
+      node[leaf] = value
+  return c
+
+
+IMAGE_BAD = [
+    (dict(model__num_classes=-1), 'model.num_classes'),
+    (dict(model__num_classes=1.5), 'model.num_classes'),
+    (dict(model__num_classes=5), 'model.num_classes'),  # mnist has 10
+    (dict(dataset='stacked_mnist'), 'model.num_classes'),  # it has 1000
+    (dict(model__packing=2), 'model.packing'),  # conditional + PacGAN
+]
+
+
+def test_conditional_image_config_validates():
+  config_lib.validate(_image_cfg(), num_devices=1)
+  config_lib.validate(_image_cfg(model__num_classes=0), num_devices=1)
+
+
+@pytest.mark.parametrize('overrides,field', IMAGE_BAD,
+                         ids=[b[1] + str(i) for i, b in enumerate(IMAGE_BAD)])
+def test_bad_image_config_names_the_field(overrides, field):
+  with pytest.raises(ConfigError, match=rf'^config\.{field}\b'):
+    config_lib.validate(_image_cfg(**overrides), num_devices=1)
 
 
 def test_batch_not_divisible_by_devices():

@@ -5,8 +5,11 @@
 (train-images-idx3-ubyte.gz, ...) from ``data.dir``; ``--config.data.source=tfds``
 reads ``tfds.data_source('mnist')`` instead. ``--config.dataset=fashion_mnist``
 switches dataset. Variants: vanilla, nonsaturating, wgan_gp, sngan, smoke
-(recipes and citations in ``recipes.py``). The WGAN-GP MNIST code of Gulrajani
-et al. uses batch 50 and 200k generator iterations; DIM 64.
+(recipes and citations in ``recipes.py``), and their class-conditional twins
+``<variant>_cond`` (10 classes for MNIST and Fashion-MNIST; labels from
+``train-labels-idx1-ubyte.gz`` or the TFDS ``label``; ``images.py``). The
+WGAN-GP MNIST code of Gulrajani et al. uses batch 50 and 200k generator
+iterations; DIM 64.
 """
 
 from experiments.configs import images

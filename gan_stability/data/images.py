@@ -52,18 +52,28 @@ class ArrayImageIterator:
   Yields float32 ``[global_batch // process_count, H', W', C]`` batches in
   [-1, 1] (``H' = W' = pad_to`` when padding). See the module docstring for
   the order; ``get_state()`` is ``{'index': i}``, the number of global batches
-  drawn so far.
+  drawn so far. With ``labels`` (``[N]`` integers), each batch is instead
+  ``{'x': images, 'label': int32 labels of the same rows}``; the order and
+  the state are the same.
 
   The image array is referenced, not copied, and never modified.
   """
 
   def __init__(self, images_uint8: np.ndarray, *, global_batch: int,
                seed: int, process_index: int = 0, process_count: int = 1,
-               pad_to: int | None = None):
+               pad_to: int | None = None, labels: np.ndarray | None = None):
     images = np.asarray(images_uint8)
     if images.dtype != np.uint8 or images.ndim != 4:
       raise ValueError(f'images must be uint8 [N, H, W, C], got '
                        f'{images.dtype} {images.shape}')
+    if labels is not None:
+      labels = np.asarray(labels)
+      if labels.shape != images.shape[:1] or not np.issubdtype(
+          labels.dtype, np.integer):
+        raise ValueError(f'labels must be integers [{images.shape[0]}], got '
+                         f'{labels.dtype} {labels.shape}')
+      labels = labels.astype(np.int32)
+    self.labels = labels
     if global_batch <= 0 or global_batch % process_count:
       raise ValueError(f'config.batch_size={global_batch} is not a positive '
                        f'multiple of the process count {process_count}')
@@ -121,13 +131,15 @@ class ArrayImageIterator:
   def __iter__(self):
     return self
 
-  def __next__(self) -> np.ndarray:
+  def __next__(self) -> np.ndarray | dict:
     rows = self.global_indices(self.index)[
         self.offset:self.offset + self.local_batch]
     self.index += 1
     batch = self.images[rows]
     if self.pad_to:
       batch = pad_images(batch, self.pad_to)
+    if self.labels is not None:
+      return {'x': scale_images(batch), 'label': self.labels[rows]}
     return scale_images(batch)
 
   def get_state(self) -> dict:

@@ -1,7 +1,9 @@
 """Model registry: ``config.model.name`` -> (generator, discriminator) modules.
 
 Every generator is ``G(z, *, train)``; every discriminator is
-``D(x, *, update_stats=False, train=False) -> logits [B]``.
+``D(x, *, update_stats=False, train=False) -> logits [B]``. The image models
+take ``labels=`` (int ``[B]``) as well when ``config.model.num_classes > 0``
+(class-conditional G, projection D: :mod:`gan_stability.models.conditional`).
 """
 
 from __future__ import annotations

@@ -32,21 +32,26 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_stability.models import fast_conv, norms
+from gan_stability.models import conditional, fast_conv, norms
 
 INIT = norms.normal_init(0.02)
 SUPPORTED = '(S, S, C) with S a multiple of 8 (32 for CIFAR-10, 48 for STL-10)'
 
 
 class SNGANGenerator(nn.Module):
-  """``G(z, *, train) -> [B, H, W, C]`` in [-1, 1] (Miyato et al. Table 3a)."""
+  """``G(z, *, labels=None, train) -> [B, H, W, C]`` in [-1, 1] (Miyato et
+  al. Table 3a); class-conditional (label embedding concatenated to ``z``)
+  when ``num_classes > 0``."""
   out_shape: tuple[int, int, int] = (32, 32, 3)
   width: int = 512
   norm: str = 'batch'
   conv_impl: str = 'auto'
+  num_classes: int = 0
 
   @nn.compact
-  def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
+  def __call__(self, z: jax.Array, *, labels: jax.Array | None = None,
+               train: bool) -> jax.Array:
+    z = conditional.generator_input(z, labels, num_classes=self.num_classes)
     size, _, channels = self.out_shape
     base = size // 8
     use_bias = self.norm != 'batch'
@@ -71,32 +76,36 @@ D_LAYERS = ((3, 1, 1), (4, 2, 1), (3, 1, 2), (4, 2, 2), (3, 1, 4), (4, 2, 4),
 
 
 class SNGANDiscriminator(nn.Module):
-  """``D(x, *, update_stats=False, train=False) -> logits [B / packing]``
-  (Miyato et al. Table 3b)."""
+  """``D(x, *, labels=None, update_stats=False, train=False) -> logits
+  [B / packing]`` (Miyato et al. Table 3b); a projection discriminator
+  (Miyato & Koyama 2018) when ``num_classes > 0``."""
   width: int = 64
   norm: str = 'none'
   spectral_norm: bool = False
   sn_steps: int = 1
   packing: int = 1
   conv_impl: str = 'auto'
+  num_classes: int = 0
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, update_stats: bool = False,
-               train: bool = False) -> jax.Array:
+  def __call__(self, x: jax.Array, *, labels: jax.Array | None = None,
+               update_stats: bool = False, train: bool = False) -> jax.Array:
     h = norms.pack(x, self.packing)
     wrap = lambda layer: norms.sn_layer(layer, self.spectral_norm,
                                         self.sn_steps, update_stats)
     specs = [(self.width * mult, k, s) for k, s, mult in D_LAYERS]
     return norms.conv_discriminator(
         h, specs, norm=self.norm, slope=0.1, wrap=wrap, train=train,
-        conv_impl=self.conv_impl, kernel_init=INIT)
+        conv_impl=self.conv_impl, kernel_init=INIT, labels=labels,
+        num_classes=self.num_classes, module=self)
 
 
 def build(model_cfg, data_shape) -> tuple[SNGANGenerator, SNGANDiscriminator]:
   """``(generator, discriminator)`` for ``config.model`` and ``(H, W, C)``.
 
   Reads ``name, g_width (paper 512), d_width (paper 64), g_norm, d_norm,
-  spectral_norm, sn_steps, packing`` and, if present, ``conv_impl``.
+  spectral_norm, sn_steps, packing`` and, if present, ``conv_impl`` and
+  ``num_classes``.
   """
   size, channels = norms.square_resolution(
       model_cfg.name, data_shape, lambda s: s >= 8 and s % 8 == 0, SUPPORTED)
@@ -106,10 +115,12 @@ def build(model_cfg, data_shape) -> tuple[SNGANGenerator, SNGANDiscriminator]:
     raise ValueError(f'config.model.g_width: {model_cfg.g_width} must be >= 8 '
                      f'({model_cfg.name!r} halves it three times)')
   impl = model_cfg.get('conv_impl', 'auto')
+  nc = norms.num_classes(model_cfg)
   g = SNGANGenerator(out_shape=(size, size, channels), width=model_cfg.g_width,
-                     norm=model_cfg.g_norm, conv_impl=impl)
+                     norm=model_cfg.g_norm, conv_impl=impl, num_classes=nc)
   d = SNGANDiscriminator(width=model_cfg.d_width, norm=model_cfg.d_norm,
                          spectral_norm=model_cfg.spectral_norm,
                          sn_steps=model_cfg.sn_steps,
-                         packing=model_cfg.packing, conv_impl=impl)
+                         packing=model_cfg.packing, conv_impl=impl,
+                         num_classes=nc)
   return g, d

@@ -32,7 +32,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_stability.models import fast_conv, norms
+from gan_stability.models import conditional, fast_conv, norms
 
 INIT = norms.normal_init(0.02)  # Radford et al. 2016, Sec. 4
 SUPPORTED = '(28, 28, C) or (S, S, C) with S a power of two >= 16'
@@ -50,20 +50,25 @@ def layout(size: int) -> tuple[int, int]:
 
 
 class DCGANGenerator(nn.Module):
-  """``G(z, *, train) -> [B, H, W, C]`` in [-1, 1].
+  """``G(z, *, labels=None, train) -> [B, H, W, C]`` in [-1, 1].
 
   ``out_shape`` is ``(H, W, C)``; ``width`` is the channel count of the last
   hidden layer (doubling towards the input); ``norm`` is ``'batch'`` or
-  ``'none'``. Layers followed by batch norm have no bias.
+  ``'none'``. Layers followed by batch norm have no bias. ``num_classes > 0``
+  makes G class-conditional: ``labels`` (int ``[B]``) are embedded and
+  concatenated to ``z`` (:mod:`gan_stability.models.conditional`).
   """
   out_shape: tuple[int, int, int] = (28, 28, 1)
   width: int = 64
   norm: str = 'batch'
   kernel_size: int = 4
   conv_impl: str = 'auto'
+  num_classes: int = 0
 
   @nn.compact
-  def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
+  def __call__(self, z: jax.Array, *, labels: jax.Array | None = None,
+               train: bool) -> jax.Array:
+    z = conditional.generator_input(z, labels, num_classes=self.num_classes)
     size, _, channels = self.out_shape
     base, n_up = layout(size)
     widths = [self.width * 2 ** (n_up - 1 - i) for i in range(n_up)]
@@ -94,6 +99,8 @@ class DCGANDiscriminator(nn.Module):
   every convolution but the first. Every conv/dense layer is spectrally
   normalised when ``spectral_norm`` is set (Miyato et al. 2018). ``packing``
   > 1 concatenates that many consecutive samples along channels (PacGAN).
+  ``num_classes > 0`` makes it a projection discriminator of ``labels``
+  (Miyato & Koyama 2018; :mod:`gan_stability.models.conditional`).
   """
   width: int = 64
   norm: str = 'none'
@@ -102,10 +109,11 @@ class DCGANDiscriminator(nn.Module):
   packing: int = 1
   kernel_size: int = 4
   conv_impl: str = 'auto'
+  num_classes: int = 0
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, update_stats: bool = False,
-               train: bool = False) -> jax.Array:
+  def __call__(self, x: jax.Array, *, labels: jax.Array | None = None,
+               update_stats: bool = False, train: bool = False) -> jax.Array:
     h = norms.pack(x, self.packing)
     _, n_down = layout(h.shape[1])
     wrap = lambda layer: norms.sn_layer(layer, self.spectral_norm,
@@ -113,15 +121,16 @@ class DCGANDiscriminator(nn.Module):
     specs = [(self.width * 2 ** i, self.kernel_size, 2) for i in range(n_down)]
     return norms.conv_discriminator(
         h, specs, norm=self.norm, slope=0.2, wrap=wrap, train=train,
-        conv_impl=self.conv_impl, kernel_init=INIT)
+        conv_impl=self.conv_impl, kernel_init=INIT, labels=labels,
+        num_classes=self.num_classes, module=self)
 
 
 def build(model_cfg, data_shape) -> tuple[DCGANGenerator, DCGANDiscriminator]:
   """``(generator, discriminator)`` for ``config.model`` and ``(H, W, C)``.
 
   Reads ``name, g_width, d_width, g_norm, d_norm, spectral_norm, sn_steps,
-  packing`` and, if present, ``conv_impl`` (``z_dim`` is implied by the
-  latent passed to G).
+  packing`` and, if present, ``conv_impl`` and ``num_classes`` (``z_dim`` is
+  implied by the latent passed to G).
   """
   size, channels = norms.square_resolution(
       model_cfg.name, data_shape,
@@ -129,10 +138,12 @@ def build(model_cfg, data_shape) -> tuple[DCGANGenerator, DCGANDiscriminator]:
   norms.check_norm('g_norm', model_cfg.g_norm, ('batch', 'none'))
   norms.check_norm('d_norm', model_cfg.d_norm)
   impl = model_cfg.get('conv_impl', 'auto')
+  nc = norms.num_classes(model_cfg)
   g = DCGANGenerator(out_shape=(size, size, channels), width=model_cfg.g_width,
-                     norm=model_cfg.g_norm, conv_impl=impl)
+                     norm=model_cfg.g_norm, conv_impl=impl, num_classes=nc)
   d = DCGANDiscriminator(width=model_cfg.d_width, norm=model_cfg.d_norm,
                          spectral_norm=model_cfg.spectral_norm,
                          sn_steps=model_cfg.sn_steps,
-                         packing=model_cfg.packing, conv_impl=impl)
+                         packing=model_cfg.packing, conv_impl=impl,
+                         num_classes=nc)
   return g, d

@@ -128,16 +128,20 @@ def glorot_uniform(gain: float = 1.0):
 
 
 def conv_discriminator(h: jax.Array, specs, *, norm: str, slope: float,
-                       wrap, train: bool, conv_impl: str, kernel_init):
+                       wrap, train: bool, conv_impl: str, kernel_init,
+                       labels=None, num_classes: int = 0, module=None):
   """The plain conv discriminator body shared by DCGAN and the SN-GAN CNN.
 
   Call it inside a compact ``__call__``: for each ``(features, kernel,
   stride)`` in ``specs`` a conv ``conv_{i}`` (wrapped by ``wrap``, e.g. spectral
   norm), normalisation ``norm_{i}`` after every conv but the first (layers
   followed by batch norm have no bias), LeakyReLU(``slope``); then a dense
-  ``out`` layer to one logit per example.
+  ``out`` layer to one logit per example. With ``num_classes > 0`` the logit
+  gets the projection term ``<E[labels], phi>`` of the flattened features
+  ``phi`` (:func:`gan_stability.models.conditional.project_logits`; ``module``
+  is the calling discriminator).
   """
-  from gan_stability.models import fast_conv  # pylint: disable=g-import-not-at-top
+  from gan_stability.models import conditional, fast_conv  # pylint: disable=g-import-not-at-top
   for i, (features, k, s) in enumerate(specs):
     normed = i > 0 and norm != 'none'
     h = wrap(fast_conv.Conv(
@@ -149,4 +153,18 @@ def conv_discriminator(h: jax.Array, specs, *, norm: str, slope: float,
     h = nn.leaky_relu(h, negative_slope=slope)
   h = h.reshape(h.shape[0], -1)
   out = wrap(nn.Dense(1, kernel_init=kernel_init, name='out'))(h)
-  return jnp.squeeze(out, axis=-1)
+  return conditional.project_logits(
+      jnp.squeeze(out, axis=-1), h, labels, num_classes=num_classes,
+      wrap=wrap, module=module)
+
+
+def num_classes(model_cfg) -> int:
+  """``config.model.num_classes`` (0, unconditional, when absent); a
+  conditional model cannot pack its discriminator's inputs."""
+  n = int(model_cfg.get('num_classes', 0))
+  if n < 0:
+    raise ValueError(f'config.model.num_classes: {n} must be >= 0')
+  if n and model_cfg.get('packing', 1) > 1:
+    raise ValueError('config.model.packing: class-conditional models '
+                     f'(num_classes={n}) do not support packing > 1')
+  return n

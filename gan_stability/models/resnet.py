@@ -21,6 +21,11 @@ Discriminator (``d`` = ``d_width``, 128 in the papers)::
     ResBlock d, ResBlock d (identity shortcut)
     ReLU, global sum pooling, dense -> 1
 
+Class-conditional models (``num_classes > 0``, Miyato & Koyama 2018): G
+concatenates a label embedding to ``z`` (not the conditional batch norm of
+that paper); D adds the projection ``<E[y], phi(x)>`` of the sum-pooled
+features ``phi(x)`` (:mod:`gan_stability.models.conditional`).
+
 Initialisation follows Miyato et al.'s Chainer code: Glorot-uniform with gain
 sqrt(2) for the residual convolutions, Glorot-uniform for the shortcuts, the
 dense layers and G's output convolution. Every conv/dense layer of D is
@@ -37,7 +42,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_stability.models import fast_conv, norms
+from gan_stability.models import conditional, fast_conv, norms
 
 RES_INIT = norms.glorot_uniform(math.sqrt(2.0))
 SC_INIT = norms.glorot_uniform(1.0)
@@ -66,14 +71,17 @@ class GBlockUp(nn.Module):
 
 
 class ResNetGenerator(nn.Module):
-  """``G(z, *, train) -> [B, H, W, C]`` in [-1, 1]."""
+  """``G(z, *, labels=None, train) -> [B, H, W, C]`` in [-1, 1]."""
   out_shape: tuple[int, int, int] = (32, 32, 3)
   width: int = 256
   norm: str = 'batch'
   conv_impl: str = 'auto'
+  num_classes: int = 0
 
   @nn.compact
-  def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
+  def __call__(self, z: jax.Array, *, labels: jax.Array | None = None,
+               train: bool) -> jax.Array:
+    z = conditional.generator_input(z, labels, num_classes=self.num_classes)
     size, _, channels = self.out_shape
     base = size // 8
     h = nn.Dense(base * base * self.width, kernel_init=SC_INIT,
@@ -124,17 +132,19 @@ class DBlock(nn.Module):
 
 
 class ResNetDiscriminator(nn.Module):
-  """``D(x, *, update_stats=False, train=False) -> logits [B / packing]``."""
+  """``D(x, *, labels=None, update_stats=False, train=False) -> logits
+  [B / packing]``."""
   width: int = 128
   norm: str = 'none'
   spectral_norm: bool = False
   sn_steps: int = 1
   packing: int = 1
   conv_impl: str = 'auto'
+  num_classes: int = 0
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, update_stats: bool = False,
-               train: bool = False) -> jax.Array:
+  def __call__(self, x: jax.Array, *, labels: jax.Array | None = None,
+               update_stats: bool = False, train: bool = False) -> jax.Array:
     h = norms.pack(x, self.packing)
     common = dict(norm=self.norm, spectral_norm=self.spectral_norm,
                   sn_steps=self.sn_steps, conv_impl=self.conv_impl)
@@ -143,28 +153,34 @@ class ResNetDiscriminator(nn.Module):
       h = DBlock(self.width, downsample=down, optimized=optimized,
                  name=f'block_{i}', **common)(
                      h, update_stats=update_stats, train=train)
-    h = jnp.sum(nn.relu(h), axis=(1, 2))  # global sum pooling
-    out = norms.sn_layer(nn.Dense(1, kernel_init=SC_INIT, name='out'),
-                         self.spectral_norm, self.sn_steps, update_stats)(h)
-    return jnp.squeeze(out, axis=-1)
+    h = jnp.sum(nn.relu(h), axis=(1, 2))  # global sum pooling: phi(x)
+    wrap = lambda layer: norms.sn_layer(layer, self.spectral_norm,
+                                        self.sn_steps, update_stats)
+    out = wrap(nn.Dense(1, kernel_init=SC_INIT, name='out'))(h)
+    return conditional.project_logits(
+        jnp.squeeze(out, axis=-1), h, labels, num_classes=self.num_classes,
+        wrap=wrap, module=self)
 
 
 def build(model_cfg, data_shape) -> tuple[ResNetGenerator, ResNetDiscriminator]:
   """``(generator, discriminator)`` for ``config.model`` and ``(H, W, C)``.
 
   Reads ``name, g_width (paper 256), d_width (paper 128), g_norm, d_norm,
-  spectral_norm, sn_steps, packing`` and, if present, ``conv_impl``.
+  spectral_norm, sn_steps, packing`` and, if present, ``conv_impl`` and
+  ``num_classes``.
   """
   size, channels = norms.square_resolution(
       model_cfg.name, data_shape, lambda s: s >= 8 and s % 8 == 0, SUPPORTED)
   norms.check_norm('g_norm', model_cfg.g_norm, ('batch', 'none'))
   norms.check_norm('d_norm', model_cfg.d_norm)
   impl = model_cfg.get('conv_impl', 'auto')
+  nc = norms.num_classes(model_cfg)
   g = ResNetGenerator(out_shape=(size, size, channels),
                       width=model_cfg.g_width, norm=model_cfg.g_norm,
-                      conv_impl=impl)
+                      conv_impl=impl, num_classes=nc)
   d = ResNetDiscriminator(width=model_cfg.d_width, norm=model_cfg.d_norm,
                           spectral_norm=model_cfg.spectral_norm,
                           sn_steps=model_cfg.sn_steps,
-                          packing=model_cfg.packing, conv_impl=impl)
+                          packing=model_cfg.packing, conv_impl=impl,
+                          num_classes=nc)
   return g, d

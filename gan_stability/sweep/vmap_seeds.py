@@ -103,7 +103,11 @@ def make_group_sample(config, generator):
   """``sample(g_params, g_cols, keys) -> [S, eval_samples, ...]``, vmapped."""
   sample = step_lib.make_sample_fn(generator, config.model.z_dim)
   n = config.eval_samples
-  return jax.jit(jax.vmap(lambda p, c, k: sample(p, c, k, n)))
+  num_classes = config.model.get('num_classes', 0)
+  labels = step_lib.grid_labels(  # the loop's sample-grid labels
+      n, num_classes=num_classes,
+      samples_per_row=config.data.samples_per_row if num_classes else 1)
+  return jax.jit(jax.vmap(lambda p, c, k: sample(p, c, k, n, labels)))
 
 
 def init_states(config, generator, discriminator, data_shape, seeds):
@@ -113,10 +117,17 @@ def init_states(config, generator, discriminator, data_shape, seeds):
                 for s in seeds])
 
 
-def next_batches(iterators, k: int, n_critic: int) -> np.ndarray:
-  """``[S, k, n_critic, B, ...]``: each seed's next ``k * n_critic`` batches."""
-  return np.stack([np.stack([np.stack([next(it) for _ in range(n_critic)])
-                             for _ in range(k)]) for it in iterators])
+def next_batches(iterators, k: int, n_critic: int) -> np.ndarray | dict:
+  """``[S, k, n_critic, B, ...]``: each seed's next ``k * n_critic`` batches
+  (class-conditional models: ``{'x': ..., 'label': [S, k, n_critic, B]}``)."""
+  draws = [[[next(it) for _ in range(n_critic)] for _ in range(k)]
+           for it in iterators]
+  if isinstance(draws[0][0][0], dict):
+    return {name: np.stack([np.stack([np.stack([d[name] for d in row])
+                                      for row in seed]) for seed in draws])
+            for name in draws[0][0][0]}
+  return np.stack([np.stack([np.stack(row) for row in seed])
+                   for seed in draws])
 
 
 def train_seeds(config, seeds, workdirs, *, log_prefix: str = '') -> list[dict]:
@@ -253,7 +264,9 @@ def _train_group(config, seeds, workdirs, start, restored, generator,
   try:
     while step < config.num_steps and active:
       k = min(config.steps_per_dispatch, config.num_steps - step)
-      batch = {'x': next_batches(iterators, k, config.n_critic)}
+      batch = next_batches(iterators, k, config.n_critic)
+      if not isinstance(batch, dict):
+        batch = {'x': batch}
       state, metrics = multi_step(state, batch, train_keys)
       metrics = jax.device_get(metrics)  # [S, k] each; one sync per dispatch
       for i in list(active):

@@ -178,20 +178,29 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   batch_axis = 2  # [k, n_critic, B, ...]
   bsharding = parallel.batch_sharding(mesh, batch_axis)
+  num_classes = config.model.get('num_classes', 0)
+  # Labels [k, n_critic, B] are split over devices like the images.
+  batch_shardings = ({'x': bsharding, 'label': bsharding} if num_classes
+                     else {'x': bsharding})
   latent_sharding = parallel.batch_sharding(mesh, 0)
   train_step = step_lib.make_train_step(config, generator, discriminator,
                                         latent_sharding=latent_sharding)
   multi_step = jax.jit(step_lib.make_multi_step(
       train_step, unroll=step_lib.resolve_loop_impl(config)),
-                       in_shardings=(repl, {'x': bsharding}, repl),
+                       in_shardings=(repl, batch_shardings, repl),
                        out_shardings=(repl, repl), donate_argnums=0)
   sample = jax.jit(step_lib.make_sample_fn(generator, config.model.z_dim),
                    static_argnums=3)
+  # Conditional models: a fixed class per row of the sample grid.
+  eval_labels = step_lib.grid_labels(
+      config.eval_samples, num_classes=num_classes,
+      samples_per_row=config.data.samples_per_row if num_classes else 1)
 
   def evaluate(state, step):
     g_params = state_lib.eval_generator_params(state)
     samples = np.asarray(jax.device_get(
-        sample(g_params, state.g_collections, eval_key, config.eval_samples)))
+        sample(g_params, state.g_collections, eval_key, config.eval_samples,
+               eval_labels)))
     sample_dir = None
     if config.write_samples and jax.process_index() == 0:
       sample_dir = os.path.join(workdir, 'samples')
@@ -218,9 +227,16 @@ def train_and_evaluate(config, workdir: str) -> dict:
       run_key = (train_key if rollbacks == 0
                  else jax.random.fold_in(train_key, rollbacks))
       k = min(k_max, config.num_steps - step)
-      local = np.stack([np.stack([next(iterator) for _ in range(config.n_critic)])
-                        for _ in range(k)])
-      batch = {'x': parallel.global_batch(local, bsharding, batch_axis)}
+      draws = [[next(iterator) for _ in range(config.n_critic)]
+               for _ in range(k)]
+      if num_classes:  # {'x', 'label'} per draw
+        batch = {name: parallel.global_batch(
+            np.stack([np.stack([d[name] for d in row]) for row in draws]),
+            bsharding, batch_axis) for name in ('x', 'label')}
+      else:
+        batch = {'x': parallel.global_batch(np.stack([np.stack(row)
+                                                      for row in draws]),
+                                            bsharding, batch_axis)}
       new_state, metrics = multi_step(state, batch, run_key)
       metrics = jax.device_get(metrics)  # waits: one sync per dispatch
       bad = [name for name, v in metrics.items()

@@ -71,8 +71,13 @@ def init_state(config, generator, discriminator, key: jax.Array,
   pack = config.model.packing
   z = jnp.zeros((pack, config.model.z_dim), jnp.float32)
   x = jnp.zeros((pack,) + tuple(data_shape), jnp.float32)
-  g_vars = flax.core.unfreeze(generator.init(kg, z, train=False))
-  d_vars = flax.core.unfreeze(discriminator.init(kd, x, update_stats=False))
+  # Class-conditional models take labels; unconditional ones are initialised
+  # exactly as before (no labels argument).
+  cond = ({'labels': jnp.zeros((pack,), jnp.int32)}
+          if config.model.get('num_classes', 0) else {})
+  g_vars = flax.core.unfreeze(generator.init(kg, z, train=False, **cond))
+  d_vars = flax.core.unfreeze(discriminator.init(kd, x, update_stats=False,
+                                                 **cond))
   g_params, d_params = g_vars.pop('params'), d_vars.pop('params')
   return GANState(
       step=jnp.zeros((), jnp.int32),

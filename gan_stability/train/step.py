@@ -12,6 +12,17 @@ XLA's SPMD partitioner inserts the all-reduces. The latents are drawn for the
 whole global batch and constrained to the same sharding, so with
 ``jax_threefry_partitionable`` (the default) every device count sees the same
 numbers and differs only in float reduction order.
+
+Class-conditional models (``config.model.num_classes = K > 0``):
+``batch['label']`` (int32 ``[n_critic, B]``, sharded like ``batch['x']``)
+holds the real labels; the fake labels are uniform on ``{0, ..., K-1}``,
+drawn as ``randint(fold_in(k_z, FAKE_LABEL_STREAM), [B], 0, K)`` where
+``k_z`` is the key of that update's latents (so the latents, and every other
+key, are the unconditional ones). G and D receive the labels; the gradient
+penalty sees D with labels closed over: the fake labels for R2 (on fake
+samples), the real labels for R1 (on data) and for GP, whose interpolates
+``eps x + (1 - eps) G(z, y_fake)`` are evaluated at the real example's class
+(the penalty functions themselves know nothing of labels).
 """
 
 from __future__ import annotations
@@ -20,12 +31,16 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from gan_stability import losses, penalties
 from gan_stability.train.state import GANState, make_optimizers
 
 Metrics = dict[str, jax.Array]
+
+# ``fold_in`` data of the fake-label key, derived from the latent key.
+FAKE_LABEL_STREAM = 0x4C41424C  # 'LABL'
 
 
 def resolve_loop_impl(config) -> bool:
@@ -83,6 +98,9 @@ def make_train_step(config, generator, discriminator, *,
   ema_decay = float(config.ema_decay)
   ema_start = int(config.ema_start)
   z_dim = config.model.z_dim
+  num_classes = int(config.model.get('num_classes', 0))
+  # Which labels the penalty's D sees (see the module docstring).
+  penalty_on_fake = config.penalty == 'r2'
   g_opt, d_opt = make_optimizers(config)
   unroll = resolve_loop_impl(config)
 
@@ -91,44 +109,62 @@ def make_train_step(config, generator, discriminator, *,
       return x
     return jax.lax.with_sharding_constraint(x, latent_sharding)
 
+  def fake_labels(key, batch_size):
+    """Uniform class labels for the samples whose latents use ``key``."""
+    if not num_classes:
+      return None
+    k_y = jax.random.fold_in(key, FAKE_LABEL_STREAM)
+    return constrain(jax.random.randint(k_y, (batch_size,), 0, num_classes,
+                                        jnp.int32))
+
+  def cond(labels):
+    return {} if labels is None else {'labels': labels}
+
   def generate(g_params, g_cols, key, batch_size):
-    """Samples in train mode; returns (samples, updated G collections)."""
+    """Samples in train mode; returns (samples, updated G collections,
+    their labels or None)."""
     z = constrain(jax.random.normal(key, (batch_size, z_dim), jnp.float32))
+    labels = fake_labels(key, batch_size)
     variables = {'params': g_params, **g_cols}
     if g_cols:
-      return generator.apply(variables, z, train=True, mutable=list(g_cols))
-    return generator.apply(variables, z, train=True), g_cols
+      x, g_cols = generator.apply(variables, z, train=True,
+                                  mutable=list(g_cols), **cond(labels))
+      return x, g_cols, labels
+    x = generator.apply(variables, z, train=True, **cond(labels))
+    return x, g_cols, labels
 
-  def d_apply(d_params, d_cols, x, update_stats):
+  def d_apply(d_params, d_cols, x, update_stats, labels=None):
     """D in train mode. Only the pass with ``update_stats`` keeps the new
     collections (spectral-norm vectors, batch-norm averages); other passes
     are applied with the collections mutable and their updates dropped."""
     variables = {'params': d_params, **d_cols}
     if not d_cols:
       return discriminator.apply(variables, x, update_stats=False,
-                                 train=True), d_cols
+                                 train=True, **cond(labels)), d_cols
     logits, new = discriminator.apply(variables, x, update_stats=update_stats,
-                                      train=True, mutable=list(d_cols))
+                                      train=True, mutable=list(d_cols),
+                                      **cond(labels))
     return logits, ({**d_cols, **new} if update_stats else d_cols)
 
   def d_update(carry, inputs):
     d_params, d_opt_state, d_cols, g_params, g_cols = carry
-    real, key = inputs
+    real, real_labels, key = inputs
     k_z, k_pen = jax.random.split(key)
-    fake, _ = generate(g_params, g_cols, k_z, real.shape[0])
+    fake, _, fake_y = generate(g_params, g_cols, k_z, real.shape[0])
     fake = jax.lax.stop_gradient(fake)
+    pen_labels = fake_y if penalty_on_fake else real_labels
 
     def loss_fn(params):
       # Spectral-norm power iteration advances once per D update (on the
       # real pass); the fake pass and the penalty start from the same stored
       # vector, so all three see the same normalised weights.
-      real_logits, new_cols = d_apply(params, d_cols, real, True)
-      fake_logits, _ = d_apply(params, d_cols, fake, False)
+      real_logits, new_cols = d_apply(params, d_cols, real, True, real_labels)
+      fake_logits, _ = d_apply(params, d_cols, fake, False, fake_y)
       adv = d_loss_fn(real_logits, fake_logits)
       if penalty_fn is None:
         pen = jnp.zeros((), jnp.float32)
       else:
-        d_fn = lambda x: d_apply(params, d_cols, x, False)[0]
+        d_fn = lambda x: d_apply(params, d_cols, x, False, pen_labels)[0]
         pen = penalty_fn(d_fn, real, fake, k_pen)
       total = adv + penalty_weight * pen
       return total, (adv, pen, _mean(real_logits), _mean(fake_logits), new_cols)
@@ -147,18 +183,25 @@ def make_train_step(config, generator, discriminator, *,
   def train_step(state: GANState, batch: dict, key: jax.Array
                  ) -> tuple[GANState, Metrics]:
     real = batch['x']
+    real_labels = None
+    if num_classes:
+      if 'label' not in batch:
+        raise ValueError('config.model.num_classes: a class-conditional '
+                         f'model (num_classes={num_classes}) needs '
+                         "batch['label']")
+      real_labels = batch['label']
     n_critic = real.shape[0]
     keys = jax.random.split(key, n_critic + 1)
     carry = (state.d_params, state.d_opt_state, state.d_collections,
              state.g_params, state.g_collections)
     (d_params, d_opt_state, d_cols, _, _), d_metrics = jax.lax.scan(
-        d_update, carry, (real, keys[:n_critic]), unroll=unroll)
+        d_update, carry, (real, real_labels, keys[:n_critic]), unroll=unroll)
     d_metrics = jax.tree.map(jnp.mean, d_metrics)  # mean over critic updates
 
     def g_loss(params):
-      fake, new_g_cols = generate(params, state.g_collections, keys[-1],
-                                  real.shape[1])
-      logits, _ = d_apply(d_params, d_cols, fake, False)
+      fake, new_g_cols, fake_y = generate(params, state.g_collections,
+                                          keys[-1], real.shape[1])
+      logits, _ = d_apply(d_params, d_cols, fake, False, fake_y)
       return g_loss_fn(logits), (new_g_cols, _mean(logits))
 
     (g_loss_value, (g_cols, d_fake_after)), g_grads = jax.value_and_grad(
@@ -216,10 +259,23 @@ def make_multi_step(train_step, *, unroll: bool = False):
 
 
 def make_sample_fn(generator, z_dim: int):
-  """``sample(g_params, g_collections, key, n) -> [n, ...]`` in eval mode."""
+  """``sample(g_params, g_collections, key, n, labels=None) -> [n, ...]`` in
+  eval mode; ``labels`` (int ``[n]``) only for class-conditional G."""
 
-  def sample(g_params, g_cols, key, n):
+  def sample(g_params, g_cols, key, n, labels=None):
     z = jax.random.normal(key, (n, z_dim), jnp.float32)
-    return generator.apply({'params': g_params, **g_cols}, z, train=False)
+    cond = {} if labels is None else {'labels': labels}
+    return generator.apply({'params': g_params, **g_cols}, z, train=False,
+                           **cond)
 
   return sample
+
+
+def grid_labels(n: int, *, samples_per_row: int, num_classes: int):
+  """int32 ``[n]`` labels of a conditional sample grid, or None for
+  ``num_classes == 0``: sample ``i`` sits in row ``i // samples_per_row`` and
+  gets class ``row mod num_classes`` (class k in row k, k + K, ...)."""
+  if not num_classes:
+    return None
+  rows = np.arange(n) // samples_per_row
+  return (rows % num_classes).astype(np.int32)

@@ -37,10 +37,14 @@ def _flat(prefix, tree, out):
     out[f'{prefix}/{key}'] = np.asarray(leaf)
 
 
-def snapshot() -> dict:
+PARTS = tuple(m[0] for m in MODELS) + ('step',)
+
+
+def snapshot(parts=PARTS) -> dict:
   """``{name: array}``: init variables of G and D and their outputs for each
   image model, and the metrics and parameters after one WGAN-GP train step of
-  the spectrally normalised DCGAN-28."""
+  the spectrally normalised DCGAN-28 (only the ``parts`` asked for; the
+  random inputs are drawn for all of them, in order)."""
   from gan_stability import models
   from gan_stability.train import state as state_lib, step as step_lib
   out = {}
@@ -49,6 +53,8 @@ def snapshot() -> dict:
     g, d = models.build(_model_cfg(name, gw, dw), shape)
     z = jnp.asarray(rng.normal(size=(2, Z)), jnp.float32)
     x = jnp.asarray(rng.uniform(-1, 1, (2,) + shape), jnp.float32)
+    if name not in parts:
+      continue
     g_vars = g.init(jax.random.key(1), z, train=False)
     d_vars = d.init(jax.random.key(2), x, update_stats=False)
     _flat(f'{name}/G', g_vars, out)
@@ -59,6 +65,10 @@ def snapshot() -> dict:
     out[f'{name}/D_out'] = np.asarray(logits)
     _flat(f'{name}/D_stats_after', new, out)
 
+  batch = {'x': jnp.asarray(rng.uniform(-1, 1, (2, 4, 28, 28, 1)),
+                            jnp.float32)}
+  if 'step' not in parts:
+    return out
   c = ml_collections.ConfigDict(dict(
       model=_model_cfg('dcgan', 8, 8), loss='wasserstein', penalty='gp',
       penalty_weight=10.0, gp_target=1.0, n_critic=2, d_clip=0.0,
@@ -67,8 +77,6 @@ def snapshot() -> dict:
                      lr_schedule='constant')))
   g, d = models.build(c.model, (28, 28, 1))
   state = state_lib.init_state(c, g, d, jax.random.key(3), (28, 28, 1))
-  batch = {'x': jnp.asarray(rng.uniform(-1, 1, (2, 4, 28, 28, 1)),
-                            jnp.float32)}
   step = jax.jit(step_lib.make_train_step(c, g, d))
   state, metrics = step(state, batch, jax.random.key(4))
   for k in ('d_loss', 'g_loss', 'penalty', 'd_real', 'd_fake'):
