@@ -94,4 +94,10 @@ def base(*, variant: str, dataset: str, model: str, z_dim: int, g_width: int,
     c.eval.metrics = ''
     c.data.samples_per_row = 2
     c.data.stacked_num_examples = 256
+  if 0 < num_classes <= 16 and recipe != 'smoke':
+    # The conditional sample grid: row k shows class k (the grid labels of
+    # gan_stability/train/step.py), K x K samples, so that the evaluation
+    # samples hold every class equally often.
+    c.data.samples_per_row = num_classes
+    c.eval_samples = num_classes * num_classes
   return c

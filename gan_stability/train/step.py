@@ -274,7 +274,10 @@ def make_sample_fn(generator, z_dim: int):
 def grid_labels(n: int, *, samples_per_row: int, num_classes: int):
   """int32 ``[n]`` labels of a conditional sample grid, or None for
   ``num_classes == 0``: sample ``i`` sits in row ``i // samples_per_row`` and
-  gets class ``row mod num_classes`` (class k in row k, k + K, ...)."""
+  gets class ``row mod num_classes`` (class k in row k, k + K, ...). Every
+  class is equally frequent when ``n`` is a multiple of ``samples_per_row *
+  num_classes`` (the conditional configs use a K x K grid): metrics of the
+  class histogram are biased otherwise."""
   if not num_classes:
     return None
   rows = np.arange(n) // samples_per_row
