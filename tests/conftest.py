@@ -1,13 +1,37 @@
 """Shared test helpers. Tests run on the CPU; multi-device tests start a
 subprocess with fake devices (XLA_FLAGS) and a timeout."""
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# One persistent XLA compilation cache for the subprocesses of this test
+# session: the kill-and-resume tests start the same program many times, and
+# each start would otherwise recompile it. (A cached executable is the same
+# program, so bitwise comparisons are unaffected.)
+JAX_CACHE = tempfile.mkdtemp(prefix='gan_stability_test_jax_cache_')
+atexit.register(shutil.rmtree, JAX_CACHE, ignore_errors=True)
+
+
+def subprocess_env(devices: int = 1) -> dict:
+  """The environment of test subprocesses: CPU, ``devices`` fake devices,
+  the repository on the path, the shared compilation cache."""
+  env = dict(os.environ)
+  env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') +
+                      f' --xla_force_host_platform_device_count={devices}')
+  env['JAX_PLATFORMS'] = 'cpu'
+  env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
+  env.setdefault('JAX_COMPILATION_CACHE_DIR', JAX_CACHE)
+  env.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+  env.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
+  return env
 
 
 def run_python(code_or_args, *, devices: int = 1, timeout: int = 300,
@@ -15,11 +39,7 @@ def run_python(code_or_args, *, devices: int = 1, timeout: int = 300,
   """Runs ``python -c CODE`` (str) or ``python ARGS`` (list) in a subprocess
   with ``devices`` fake CPU devices. Never hangs the suite: it is killed after
   ``timeout`` seconds and the test fails."""
-  env = dict(os.environ)
-  env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') +
-                      f' --xla_force_host_platform_device_count={devices}')
-  env['JAX_PLATFORMS'] = 'cpu'
-  env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
+  env = subprocess_env(devices)
   args = ['-c', code_or_args] if isinstance(code_or_args, str) else code_or_args
   try:
     proc = subprocess.run([sys.executable] + args, cwd=cwd, env=env,
@@ -35,17 +55,40 @@ def run_python(code_or_args, *, devices: int = 1, timeout: int = 300,
 def write_fake_idx(directory, *, num_train: int = 64, num_test: int = 16,
                    seed: int = 0):
   """Writes gzip IDX files with random 28x28 'digits' in the MNIST layout."""
-  import gzip
-  import struct
+  from gan_stability.data import idx
+  return idx.write_random_digits(directory, num_train=num_train,
+                                 num_test=num_test, seed=seed)
 
+
+# The recipes' published hyper-parameters (experiments/configs/recipes.py;
+# DCGAN: Radford et al. 2016; WGAN-GP: Gulrajani et al. 2017, Algorithm 1;
+# SN-GAN: Miyato et al. 2018, Table 1 setting A), as :func:`recipe_of` reads
+# them: loss, penalty, penalty_weight, n_critic, spectral norm, D norm, g_lr,
+# d_lr, b1, b2.
+IMAGE_RECIPES = {
+    'nonsaturating': ('nonsaturating', 'none', 0.0, 1, False, 'batch',
+                      2e-4, 2e-4, 0.5, 0.999),
+    'wgan_gp': ('wasserstein', 'gp', 10.0, 5, False, 'none',
+                1e-4, 1e-4, 0.0, 0.9),
+    'sngan': ('nonsaturating', 'none', 0.0, 5, True, 'none',
+              1e-4, 1e-4, 0.5, 0.9),
+}
+
+
+def recipe_of(c) -> tuple:
+  """The recipe fields of an image config, in the order of IMAGE_RECIPES."""
+  return (c.loss, c.penalty, c.penalty_weight, c.n_critic,
+          c.model.spectral_norm, c.model.d_norm, c.optimizer.g_lr,
+          c.optimizer.d_lr, c.optimizer.b1, c.optimizer.b2)
+
+
+def assert_mean_se(summary_row: dict, metric: str, values, *,
+                   rtol: float = 1e-9, atol: float = 1e-12) -> None:
+  """A summary CSV row's ``metric`` and ``metric_se`` are the mean and the
+  standard error (sample std / sqrt(n)) of ``values``, computed here."""
   import numpy as np
-  os.makedirs(directory, exist_ok=True)
-  rng = np.random.default_rng(seed)
-  for prefix, n in (('train', num_train), ('t10k', num_test)):
-    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-    labels = np.arange(n, dtype=np.uint8) % 10
-    with gzip.open(os.path.join(directory, f'{prefix}-images-idx3-ubyte.gz'), 'wb') as f:
-      f.write(struct.pack('>IIII', 0x803, n, 28, 28) + images.tobytes())
-    with gzip.open(os.path.join(directory, f'{prefix}-labels-idx1-ubyte.gz'), 'wb') as f:
-      f.write(struct.pack('>II', 0x801, n) + labels.tobytes())
-  return directory
+  v = np.asarray(values, np.float64)
+  np.testing.assert_allclose(float(summary_row[metric]), v.mean(), rtol=rtol)
+  np.testing.assert_allclose(float(summary_row[metric + '_se']),
+                             v.std(ddof=1) / np.sqrt(len(v)), rtol=rtol,
+                             atol=atol)

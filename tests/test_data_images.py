@@ -89,6 +89,30 @@ def test_parse_idx_rejects_bad_files():
     idx.parse_idx(_idx_bytes(0x08, (2, 2), b'\x00\x01\x02'))
 
 
+def test_write_idx_is_the_inverse_of_read_idx(tmp_path):
+  path = tmp_path / 'x-idx3-ubyte.gz'
+  # The bytes are exactly the hand-made file's (header, big-endian payload).
+  idx.write_idx(path, np.array([258, -2, 7], np.int16))
+  assert gzip.decompress(path.read_bytes()) == _idx_bytes(
+      0x0B, (3,), b'\x01\x02\xff\xfe\x00\x07')
+  for dtype in ('>i4', '<f4', 'f8', 'u1', 'i1'):
+    x = (np.arange(24).reshape(2, 3, 4) - 5).astype(dtype)
+    idx.write_idx(path, x)
+    got = idx.read_idx(path)
+    assert got.dtype == x.dtype.newbyteorder('=') and got.shape == x.shape
+    np.testing.assert_array_equal(got, x)
+  with pytest.raises(ValueError, match='int64 has no IDX type code'):
+    idx.write_idx(path, np.zeros(2, np.int64))
+  d = idx.write_random_digits(tmp_path / 'digits', num_train=12, num_test=3)
+  x, y = idx.load_idx_dataset(d, 'train')
+  assert x.shape == (12, 28, 28, 1) and x.dtype == np.uint8
+  np.testing.assert_array_equal(y, np.arange(12) % 10)
+  x2, _ = idx.load_idx_dataset(
+      idx.write_random_digits(tmp_path / 'again', num_train=12, num_test=3),
+      'train')
+  np.testing.assert_array_equal(x, x2)  # deterministic in the seed
+
+
 def test_load_idx_dataset_hand_made(tmp_path):
   rng = np.random.default_rng(0)
   imgs = rng.integers(0, 256, (3, 28, 28), dtype=np.uint8)

@@ -66,8 +66,7 @@ def test_idx_configs_train(module, variant, idx_dir, tmp_path):
   _check_run(wd, c)
 
 
-@pytest.mark.parametrize('variant,model', [('smoke', 'sngan_cnn'),
-                                           ('sngan', 'sngan_cnn'),
+@pytest.mark.parametrize('variant,model', [('sngan', 'sngan_cnn'),
                                            ('wgan_gp', 'resnet'),
                                            ('vanilla', 'sngan_cnn')])
 def test_cifar10_configs_train_on_mock_tfds(variant, model, tmp_path):

@@ -24,7 +24,7 @@ from gan_stability.checkpoint import Checkpointer
 from gan_stability.train import DivergenceError, init_state, train_and_evaluate
 from gan_stability.train import loop
 
-from conftest import REPO, run_python, write_fake_idx
+from conftest import REPO, run_python, subprocess_env, write_fake_idx
 
 MOG_ARGS = ['--config=experiments/configs/mog.py:sngan',
             '--config.model.g_hidden=16', '--config.model.d_hidden=16',
@@ -44,9 +44,7 @@ def _image_args(idx_dir):
 
 
 def _env():
-  env = dict(os.environ, JAX_PLATFORMS='cpu')
-  env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
-  return env
+  return subprocess_env(1)
 
 
 def _start(args, wd):

@@ -4,10 +4,9 @@ end (sweep of vmapped seeds, table beside the published rows, CSV, figure)."""
 import csv
 import math
 
-import numpy as np
 import pytest
 
-from conftest import run_python
+from conftest import assert_mean_se, run_python
 
 from experiments.reproduce import mixtures
 
@@ -67,18 +66,9 @@ def test_quick_run_writes_the_table(tmp_path):
     summary = list(csv.DictReader(f))
   assert [s['method'] for s in summary] == [m[0] for m in mixtures.METHODS]
   for s in summary:  # mean +- s.e. over the two seeds of the per-run rows
-    v = np.array([float(r['kl']) for r in rows if r['method'] == s['method']])
-    np.testing.assert_allclose(float(s['kl']), v.mean(), rtol=1e-6)
-    np.testing.assert_allclose(float(s['kl_se']), v.std(ddof=1) / np.sqrt(2),
-                               rtol=1e-6, atol=1e-12)
+    assert_mean_se(s, 'kl', [float(r['kl']) for r in rows
+                             if r['method'] == s['method']], rtol=1e-6)
     line = next(l for l in table.splitlines() if l.startswith(f"| {s['method']} | pacgan"))
     assert f"{float(s['kl']):.2f} ± {float(s['kl_se']):.2f}" in line
   assert '| PacGAN2 | theirs | 7.9 ± 0.1 |' in table
   assert '### grid' not in table
-  # A rerun skips the finished runs and writes the same table.
-  again = run_python(['-m', 'experiments.reproduce.mixtures', '--quick',
-                      '--seeds=2', '--archs=pacgan', '--datasets=ring',
-                      f'--workdir={tmp_path / "wd"}', f'--out={out}'], timeout=300)
-  assert '0 to run now' in again.stdout
-  strip = lambda t: t.split('\nOurs:')[0]
-  assert strip((out / 'mixtures.md').read_text()) == strip(table)

@@ -42,14 +42,13 @@ seed 0 of every method) to ``--out`` (default ``WORKDIR``).
 
 from __future__ import annotations
 
-import csv
 import os
 import sys
-import time
 
 import numpy as np
 from absl import app, flags, logging
 
+from experiments.reproduce import common
 from gan_stability.sweep import spec as sw
 
 FLAGS = flags.FLAGS
@@ -153,20 +152,9 @@ def method_label(values: dict) -> str:
 def run_arch(workdir: str, arch: str, *, quick: bool, seeds: int,
              datasets, parallel: int) -> float:
   """Trains (or resumes, or skips) one architecture's sweep; wall seconds."""
-  from gan_stability.sweep import runner  # pylint: disable=g-import-not-at-top
   arg = make_arg(arch, quick=quick, seeds=seeds, datasets=datasets)
-  sweep = get_sweep(arg)
-  points = sw.expand(sweep)
-  units = sw.units(sweep, points)
-  wd = os.path.join(workdir, arch)
-  runner.write_sweep_file(wd, sweep, points, {})
-  t = time.time()
-  statuses = runner.run(f'{SPEC}:{arg}', wd, units, parallel=parallel,
-                        log=lambda s: print(f'[{arch}] {s}', flush=True))
-  failed = sorted(n for n, s in statuses.items() if s == 'failed')
-  if failed:
-    raise RuntimeError(f'{arch}: {len(failed)} runs failed: {failed}')
-  return time.time() - t
+  return common.run_sweep(SPEC, arg, os.path.join(workdir, arch),
+                          get_sweep(arg), parallel=parallel, tag=arch)
 
 
 def collect_rows(workdir: str, arch: str) -> list[dict]:
@@ -212,14 +200,6 @@ def summarise(rows: list[dict]) -> list[dict]:
   return out
 
 
-def _pm(mean: float, se: float, digits: int) -> str:
-  if not np.isfinite(mean):
-    return 'n/a'
-  if not np.isfinite(se):
-    return f'{mean:.{digits}f}'
-  return f'{mean:.{digits}f} ± {se:.{digits}f}'
-
-
 def markdown(summary: list[dict], note: str) -> str:
   from experiments.reproduce import published  # pylint: disable=g-import-not-at-top
   lines = []
@@ -233,25 +213,18 @@ def markdown(summary: list[dict], note: str) -> str:
     for r in summary:
       if r['dataset'] != dataset:
         continue
-      seeds = (f"{r['seeds']} seeds" if r['ok'] == r['seeds'] else
-               f"{r['ok']}/{r['seeds']} seeds finite")
+      seeds = common.seeds_label(r['seeds'], r['ok'])
       lines.append(
-          f"| {r['method']} | {r['arch']} | {_pm(r['modes'], r['modes_se'], 1)} | "
-          f"{_pm(r['high_quality'], r['high_quality_se'], 1)} | "
-          f"{_pm(r['kl'], r['kl_se'], 2)} | {r['modes_per_seed']} | "
+          f"| {r['method']} | {r['arch']} | "
+          f"{common.pm(r['modes'], r['modes_se'], 1)} | "
+          f"{common.pm(r['high_quality'], r['high_quality_se'], 1)} | "
+          f"{common.pm(r['kl'], r['kl_se'], 2)} | {r['modes_per_seed']} | "
           f'ours, {seeds} |')
     for d, method, modes, hq, kl, src in published.MIXTURES:
       if d == dataset:
         lines.append(f'| {method} | theirs | {modes} | {hq} | {kl} | | {src} |')
     lines.append('')
   return '\n'.join(lines + [note]) + '\n'
-
-
-def write_csv(path: str, rows: list[dict]) -> None:
-  with open(path, 'w', newline='') as f:
-    w = csv.DictWriter(f, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
 
 
 def figure(path: str, workdir: str, archs, quick: bool, datasets) -> None:
@@ -315,8 +288,8 @@ def run(workdir: str, *, archs=('ours', 'pacgan'), seeds=10,
   table = markdown(summary, note)
   with open(os.path.join(out, 'mixtures.md'), 'w') as f:
     f.write(table)
-  write_csv(os.path.join(out, 'mixtures.csv'), rows)
-  write_csv(os.path.join(out, 'summary.csv'), summary)
+  common.write_csv(os.path.join(out, 'mixtures.csv'), rows)
+  common.write_csv(os.path.join(out, 'summary.csv'), summary)
   figure(os.path.join(out, 'mixtures.png'), workdir, archs, quick, datasets)
   print('\n' + table, flush=True)
   print(f'wrote {out}/mixtures.md, mixtures.csv, summary.csv, mixtures.png',
@@ -345,8 +318,8 @@ def parse_seeds(items, archs) -> dict:
 def define_flags(flag_values=FLAGS):
   """Command-line flags (defined only when run as a script: the sweep
   workers import this file for :func:`get_sweep`)."""
-  flags.DEFINE_string('workdir', '/tmp/gan_stability_mixtures',
-                      'Directory of the two sweeps.', flag_values=flag_values)
+  common.define_sweep_flags(flag_values, workdir='/tmp/gan_stability_mixtures',
+                            compilation_cache=False)
   flags.DEFINE_list('archs', ['ours', 'pacgan'],
                     f'Architectures, of {sorted(ARCHS)}.', flag_values=flag_values)
   flags.DEFINE_list('seeds', ['10'], 'Seeds per row: N for every '
@@ -356,10 +329,6 @@ def define_flags(flag_values=FLAGS):
                     flag_values=flag_values)
   flags.DEFINE_bool('quick', False, 'Tiny networks, 20 steps: a check.',
                     flag_values=flag_values)
-  flags.DEFINE_integer('parallel', 1, 'Sweep worker processes.',
-                       flag_values=flag_values)
-  flags.DEFINE_string('out', '', 'Output directory (default: --workdir).',
-                      flag_values=flag_values)
 
 
 def main(argv):

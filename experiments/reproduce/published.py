@@ -6,7 +6,8 @@ of 8 and grid of 25 Gaussians, 2,500 samples, high quality = within 3 sigma
 of a mode, 10 trials, mean +- standard error) and the VEEGAN rows
 (Srivastava et al., "VEEGAN", NeurIPS 2017, Table 1) were transcribed by hand
 and are not yet checked against the PDFs here (no copy on this machine):
-verify them before citing them.
+verify them before citing them. ``STACKED_MNIST`` and ``CIFAR10`` carry
+their own notes (also transcribed, to be verified against the papers).
 """
 
 # dataset, method, modes, high quality %, reverse KL, source
@@ -19,4 +20,55 @@ MIXTURES = (
     ('grid', 'PacGAN2', '23.8 ± 0.7', '91.3 ± 0.8', '0.13 ± 0.04', 'PacGAN Table 1'),
     ('grid', 'Unrolled GAN', '23.6', '16.0', '—', 'VEEGAN Table 1'),
     ('grid', 'VEEGAN', '24.6', '40.0', '—', 'VEEGAN Table 1'),
+)
+
+# Stacked MNIST (1,000 modes), modes covered and KL(mode histogram || uniform).
+# Capacity (as in experiments/reproduce/stacked_mnist.py): 'full' = PacGAN
+# Table 2 (the VEEGAN setting: DCGAN, 26,000 samples; the DCGAN, ALI,
+# Unrolled GAN and VEEGAN rows are VEEGAN Table 2's, copied by PacGAN);
+# 'quarter' / 'half' = D of 1/4 or 1/2 the size of G, PacGAN Table 3, whose
+# DCGAN and Unrolled GAN rows are copied from Metz et al. 2017 ("Unrolled
+# Generative Adversarial Networks", ICLR 2017, Table 2; 10 unrolling steps).
+# PacGAN's own Table 3 rows (its re-trained DCGAN and PacDCGAN2) are not
+# listed: they could not be recalled reliably. Transcribed by hand from
+# memory of the papers, not checked against the PDFs here (no copy on this
+# machine): to be verified against the papers before citing them; the +-
+# spreads are as printed there (standard deviation or error: to be verified).
+# capacity, method, modes, KL, source
+STACKED_MNIST = (
+    ('full', 'DCGAN', '99.0', '3.40', 'PacGAN Table 2 (VEEGAN Table 2)'),
+    ('full', 'ALI', '16.0', '5.40', 'PacGAN Table 2 (VEEGAN Table 2)'),
+    ('full', 'Unrolled GAN', '48.7', '4.32', 'PacGAN Table 2 (VEEGAN Table 2)'),
+    ('full', 'VEEGAN', '150.0', '2.95', 'PacGAN Table 2 (VEEGAN Table 2)'),
+    ('full', 'PacDCGAN2', '1000.0 ± 0.0', '0.06 ± 0.01', 'PacGAN Table 2'),
+    ('quarter', 'DCGAN', '30.6 ± 20.7', '5.99 ± 0.42',
+     'PacGAN Table 3 (Metz et al. Table 2)'),
+    ('quarter', 'Unrolled GAN (10 steps)', '327.2 ± 74.7', '4.66 ± 0.46',
+     'PacGAN Table 3 (Metz et al. Table 2)'),
+    ('half', 'DCGAN', '628.0 ± 140.9', '2.58 ± 0.75',
+     'PacGAN Table 3 (Metz et al. Table 2)'),
+    ('half', 'Unrolled GAN (10 steps)', '817.4 ± 37.9', '1.43 ± 0.12',
+     'PacGAN Table 3 (Metz et al. Table 2)'),
+)
+
+# CIFAR-10, unsupervised: Miyato et al., "Spectral Normalization for
+# Generative Adversarial Networks", ICLR 2018, Table 2 (IS and FID; their
+# FID sample sizes: see experiments/reproduce/cifar10.py). "Eq. (17)" rows
+# use the hinge loss; the plain "SN-GANs" row the non-saturating loss of
+# this project's sngan recipe. The ResNet WGAN-GP IS is Gulrajani et al.'s
+# own, as quoted in that table. Transcribed by hand from memory of the paper,
+# not checked against the PDF here (only the ResNet SN-GAN's IS 8.22 and FID
+# 21.7 were found, on the paper's paperswithcode page, in a search of this
+# project's reference library): to be verified against the paper before
+# citing them.
+# arch (reproduce/cifar10.py), method, IS, FID, source
+CIFAR10 = (
+    ('cnn', 'WGAN-GP', '6.68 ± .06', '40.2', 'Miyato et al. Table 2'),
+    ('cnn', 'SN-GANs', '7.42 ± .08', '29.3', 'Miyato et al. Table 2'),
+    ('cnn', 'SN-GANs, hinge (Eq. 17)', '7.58 ± .12', '25.5',
+     'Miyato et al. Table 2'),
+    ('resnet', 'WGAN-GP', '7.86 ± .08', '—',
+     'Miyato et al. Table 2 (Gulrajani et al.)'),
+    ('resnet', 'SN-GANs, hinge (Eq. 17)', '8.22 ± .05', '21.7 ± .21',
+     'Miyato et al. Table 2'),
 )
