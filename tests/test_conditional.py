@@ -19,7 +19,6 @@ from experiments.configs import cifar10, mnist, stacked_mnist
 from gan_stability import config as config_lib
 from gan_stability import data as data_lib
 from gan_stability import models, penalties
-from gan_stability.models import conditional
 from gan_stability.models.layers import spectral_sigmas
 from gan_stability.train import state as state_lib, step as step_lib
 from gan_stability.train import train_and_evaluate

@@ -10,11 +10,10 @@ from gan_stability.config import ConfigError
 from conftest import run_python
 
 
-def _cfg(**overrides):
+def _with_overrides(config, overrides):
   # type_safe=False so that wrongly-typed values reach the validator (as they
-  # can from a hand-built dict or JSON).
-  c = ml_collections.ConfigDict(mog.get_config('nonsaturating').to_dict(),
-                                type_safe=False)
+  # can from a hand-built dict or JSON). ``a__b=v`` sets ``a.b``.
+  c = ml_collections.ConfigDict(config.to_dict(), type_safe=False)
   with c.unlocked():
     for dotted, value in overrides.items():
       node = c
@@ -23,6 +22,10 @@ def _cfg(**overrides):
         node = node[p]
       node[leaf] = value
   return c
+
+
+def _cfg(**overrides):
+  return _with_overrides(mog.get_config('nonsaturating'), overrides)
 
 
 @pytest.mark.parametrize('variant', mog.VARIANTS)
@@ -81,17 +84,9 @@ def test_bad_config_names_the_field(overrides, field):
 
 def _image_cfg(**overrides):
   """The class-conditional MNIST smoke config with ``overrides``."""
-  c = ml_collections.ConfigDict(mnist.get_config('smoke_cond').to_dict(),
-                                type_safe=False)
+  c = mnist.get_config('smoke_cond')
   c.data.dir = '/x'
-  with c.unlocked():
-    for dotted, value in overrides.items():
-      node = c
-      *parents, leaf = dotted.split('__')
-      for p in parents:
-        node = node[p]
-      node[leaf] = value
-  return c
+  return _with_overrides(c, overrides)
 
 
 IMAGE_BAD = [
