@@ -276,36 +276,17 @@ def evaluate_run(run_dir: str, *, num_real: int, num_fake: int,
   diversity always). Reuses an earlier result of the same protocol from
   ``metrics.jsonl``; otherwise appends one (``evaluate_only: true``)."""
   metrics = eval_metrics(inception_path)
-  records = common.read_records(run_dir)
-  final = common.final_train_step(records)
-  for r in reversed(records):
-    if (r.get('evaluate_only') and int(r['step']) == final and
-        r.get('eval_num_samples') == num_fake and
-        r.get('eval_num_real') == num_real and
-        r.get('eval_metrics') == metrics):
-      return r
-  import jax  # pylint: disable=g-import-not-at-top
-  from gan_stability import config as config_lib  # pylint: disable=g-import-not-at-top
-  from gan_stability import evaluation, writers  # pylint: disable=g-import-not-at-top
+  earlier = common.final_evaluation(run_dir, eval_num_samples=num_fake,
+                                    eval_num_real=num_real,
+                                    eval_metrics=metrics)
+  if earlier is not None:
+    return earlier
   from gan_stability.train import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
-  config = evaluate_lib.load_run_config(run_dir)
-  config.eval_samples = num_fake
-  config.eval.metrics = metrics
-  config.eval.num_real = num_real
-  config.eval.inception_path = inception_path
-  config.eval.cache_dir = cache_dir
-  config_lib.validate(config)
-  sample_fn, step = evaluate_lib.restore_generator(config, run_dir)
-  samples = sample_fn(jax.random.fold_in(jax.random.key(0), step), num_fake)
-  result = evaluation.make_evaluator(config, workdir=run_dir)(
-      samples, step, sample_dir=None)
-  record = {'evaluate_only': True, 'eval_num_samples': len(samples),
-            'eval_num_real': num_real, 'eval_metrics': metrics,
-            'eval_seed': 0, **result}
-  writer = writers.MetricWriter(run_dir, tensorboard=False)
-  writer.write(step, record)
-  writer.close()
-  return {'step': step, **record}
+  return evaluate_lib.evaluate_checkpoint(
+      run_dir, num_samples=num_fake,
+      eval_overrides={'metrics': metrics, 'num_real': num_real,
+                      'inception_path': inception_path,
+                      'cache_dir': cache_dir})
 
 
 def collect_rows(workdir: str, *, num_real: int, num_fake: int,

@@ -77,6 +77,21 @@ def final_train_step(records: list[dict]) -> int | None:
              default=None)
 
 
+def final_evaluation(run_dir: str, *, required: tuple[str, ...] = (),
+                     **fields) -> dict | None:
+  """The latest evaluation-only record of the run's final training step
+  whose ``fields`` equal the given values and which holds every key in
+  ``required``; None when there is none (then evaluate, and append it)."""
+  records = read_records(run_dir)
+  final = final_train_step(records)
+  for r in reversed(records):
+    if (r.get('evaluate_only') and int(r['step']) == final and
+        all(r.get(k) == v for k, v in fields.items()) and
+        all(k in r for k in required)):
+      return r
+  return None
+
+
 def pm(mean: float, se: float, digits: int, kind: str = 'f') -> str:
   """``mean ± se`` formatted with ``digits`` (``'n/a'`` for a non-finite
   mean, the mean alone for a non-finite standard error)."""

@@ -249,12 +249,10 @@ def evaluate_run(run_dir: str, num_samples: int) -> dict:
   """The ``stacked_modes`` evaluation of the run's final checkpoint on
   ``num_samples`` samples: an earlier one from ``metrics.jsonl`` when there
   is one (same step and sample count), else computed and appended."""
-  records = common.read_records(run_dir)
-  final = common.final_train_step(records)
-  for r in reversed(records):
-    if (r.get('evaluate_only') and int(r['step']) == final and
-        r.get('eval_num_samples') == num_samples and 'modes' in r):
-      return r
+  earlier = common.final_evaluation(run_dir, required=('modes',),
+                                    eval_num_samples=num_samples)
+  if earlier is not None:
+    return earlier
   from gan_stability.train import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
   return evaluate_lib.evaluate_checkpoint(
       run_dir, num_samples=num_samples, metrics='stacked_modes')

@@ -79,7 +79,8 @@ def restore_generator(config, workdir: str, step: int | None = None):
   return sample_fn, step
 
 
-def _eval_config(workdir: str, num_samples: int | None, metrics: str | None):
+def _eval_config(workdir: str, num_samples: int | None, metrics: str | None,
+                 eval_overrides: dict | None = None):
   """The run's config with the evaluation overrides, validated."""
   config = load_run_config(workdir)
   if num_samples is not None:
@@ -89,6 +90,12 @@ def _eval_config(workdir: str, num_samples: int | None, metrics: str | None):
       raise config_lib.ConfigError('--metrics: only image runs have '
                                    'config.eval.metrics')
     config.eval.metrics = metrics
+  if eval_overrides:
+    if 'eval' not in config:
+      raise config_lib.ConfigError(
+          f'config.eval: only image runs have it (overrides '
+          f'{sorted(eval_overrides)})')
+    config.eval.update(eval_overrides)
   config_lib.validate(config)
   return config
 
@@ -123,6 +130,7 @@ def evaluate_held_out(workdir: str, *, split: str = 'test',
 def evaluate_checkpoint(workdir: str, *, step: int | None = None,
                         num_samples: int | None = None,
                         metrics: str | None = None, seed: int = 0,
+                        eval_overrides: dict | None = None,
                         write: bool = True) -> dict:
   """Evaluates checkpoint ``step`` (default latest) of the run in ``workdir``.
 
@@ -134,18 +142,22 @@ def evaluate_checkpoint(workdir: str, *, step: int | None = None,
       ``'stacked_modes'``, ``'cfid,pr,dc'``); validated like the config.
     seed: seeds the latents (``fold_in(key(seed), step)``), independent of
       the training keys.
+    eval_overrides: other ``config.eval`` fields for this evaluation (e.g.
+      ``{'num_real': 10000, 'inception_path': PATH}``); each is recorded as
+      ``eval_<field>``.
     write: append the result to ``metrics.jsonl``.
 
   Returns:
     ``{'step', 'evaluate_only': True, 'eval_num_samples', **metrics}``.
   """
-  config = _eval_config(workdir, num_samples, metrics)
+  config = _eval_config(workdir, num_samples, metrics, eval_overrides)
   sample_fn, step = restore_generator(config, workdir, step)
   samples = sample_fn(jax.random.fold_in(jax.random.key(seed), step),
                       config.eval_samples)
   evaluator = evaluation.make_evaluator(config, workdir=workdir)
   result = evaluator(samples, step, sample_dir=None)
   record = {'evaluate_only': True, 'eval_num_samples': len(samples),
+            **{f'eval_{k}': v for k, v in (eval_overrides or {}).items()},
             'eval_seed': seed, **result}
   if write:
     writer = writers.MetricWriter(workdir, tensorboard=False)
