@@ -103,10 +103,7 @@ def make_group_sample(config, generator):
   """``sample(g_params, g_cols, keys) -> [S, eval_samples, ...]``, vmapped."""
   sample = step_lib.make_sample_fn(generator, config.model.z_dim)
   n = config.eval_samples
-  num_classes = config.model.get('num_classes', 0)
-  labels = step_lib.grid_labels(  # the loop's sample-grid labels
-      n, num_classes=num_classes,
-      samples_per_row=config.data.samples_per_row if num_classes else 1)
+  labels = step_lib.sample_labels(config, n)  # the loop's sample-grid labels
   return jax.jit(jax.vmap(lambda p, c, k: sample(p, c, k, n, labels)))
 
 

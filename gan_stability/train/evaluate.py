@@ -61,13 +61,10 @@ def restore_generator(config, workdir: str, step: int | None = None):
   g_params = state_lib.eval_generator_params(state)
   sample = jax.jit(step_lib.make_sample_fn(generator, config.model.z_dim),
                    static_argnums=3)
-  num_classes = config.model.get('num_classes', 0)
 
   def sample_fn(key, n):
     # Conditional G: the labels of the training loop's sample grid.
-    labels = step_lib.grid_labels(
-        n, num_classes=num_classes,
-        samples_per_row=config.data.samples_per_row if num_classes else 1)
+    labels = step_lib.sample_labels(config, n)
     chunks = []
     for i, start in enumerate(range(0, n, SAMPLE_CHUNK)):
       m = min(SAMPLE_CHUNK, n - start)

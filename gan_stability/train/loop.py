@@ -12,11 +12,9 @@ and spectral-norm states and the step (hence every PRNG key) are restored.
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import threading
-import time
 
 import jax
 import numpy as np
@@ -192,9 +190,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   sample = jax.jit(step_lib.make_sample_fn(generator, config.model.z_dim),
                    static_argnums=3)
   # Conditional models: a fixed class per row of the sample grid.
-  eval_labels = step_lib.grid_labels(
-      config.eval_samples, num_classes=num_classes,
-      samples_per_row=config.data.samples_per_row if num_classes else 1)
+  eval_labels = step_lib.sample_labels(config, config.eval_samples)
 
   def evaluate(state, step):
     g_params = state_lib.eval_generator_params(state)

@@ -282,3 +282,14 @@ def grid_labels(n: int, *, samples_per_row: int, num_classes: int):
     return None
   rows = np.arange(n) // samples_per_row
   return (rows % num_classes).astype(np.int32)
+
+
+def sample_labels(config, n: int):
+  """The labels of ``n`` evaluation samples of ``config``'s model: the
+  :func:`grid_labels` of its sample grid (``config.data.samples_per_row``),
+  or None for an unconditional model."""
+  num_classes = int(config.model.get('num_classes', 0))
+  if not num_classes:
+    return None
+  return grid_labels(n, num_classes=num_classes,
+                     samples_per_row=config.data.samples_per_row)
