@@ -1,4 +1,4 @@
-r"""Trains a GAN: ``python -m experiments.train --config=CFG.py:VARIANT --workdir=DIR``.
+r"""Trains a GAN (or the VAE baseline, configs/vae.py): ``python -m experiments.train --config=CFG.py:VARIANT --workdir=DIR``.
 
 Any config field can be overridden with ``--config.field=value`` (nested:
 ``--config.model.spectral_norm=True``). Rerunning the same command resumes.

@@ -37,6 +37,23 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return list(self._mngr.all_steps())
 
+  def choose_step(self, step: int | None = None) -> int:
+    """``step`` if a checkpoint of it exists, the latest when ``None``.
+
+    Raises:
+      FileNotFoundError: no checkpoint at all.
+      ValueError: no checkpoint ``step`` (the message lists those there are).
+    """
+    available = self.all_steps()
+    if not available:
+      raise FileNotFoundError(f'no checkpoint in {self.directory}')
+    if step is None:
+      return max(available)
+    if step not in available:
+      raise ValueError(f'--step={step}: no such checkpoint in '
+                       f'{self.directory}; available: {sorted(available)}')
+    return step
+
   def save(self, step: int, state, meta: dict) -> None:
     """Starts an (asynchronous) save of ``state`` and ``meta`` at ``step``."""
     self._mngr.save(step, args=ocp.args.Composite(
@@ -103,3 +120,16 @@ class Checkpointer:
   def close(self) -> None:
     self._mngr.wait_until_finished()
     self._mngr.close()
+
+
+def restore_run_state(workdir: str, template, step: int | None = None):
+  """``(state, step)``: checkpoint ``step`` (default: the latest) of the run
+  in ``workdir`` restored into the shapes of ``template`` (see
+  :meth:`Checkpointer.choose_step` for the errors)."""
+  ckpt = Checkpointer(os.path.join(workdir, 'checkpoints'))
+  try:
+    step = ckpt.choose_step(step)
+    state, _ = ckpt.restore(step, template)
+  finally:
+    ckpt.close()
+  return state, step

@@ -154,6 +154,29 @@ DATA_FIELDS: dict[str, dict[str, Field]] = {
 }
 
 
+# The VAE baseline (``config.family = 'vae'``; gan_stability/train/vae.py):
+# the image data/eval fields plus these.
+VAE_FIELDS: dict[str, Field] = {
+    'family': _choice('vae'),
+    **{k: COMMON[k] for k in ('variant', 'seed', 'dataset', 'model.z_dim')},
+    'model.name': _choice('dcgan'),
+    **{k: _IMAGE_MODEL[k] for k in ('model.g_width', 'model.conv_impl',
+                                    'model.num_classes')},
+    'model.g_norm': _choice('batch', 'none'),
+    'model.e_width': _int(*_POS),
+    'vae.likelihood': _choice('bernoulli', 'gaussian'),
+    'vae.sigma': _float(*_POS),
+    'vae.beta': _float(*_POS),
+    'optimizer.lr': _float(*_POS),
+    **{k: COMMON[k] for k in (
+        'optimizer.name', 'optimizer.b1', 'optimizer.b2',
+        'optimizer.lr_schedule', 'batch_size', 'num_steps',
+        'steps_per_dispatch', 'log_every', 'eval_every', 'eval_samples',
+        'checkpoint_every', 'keep_checkpoints', 'num_devices',
+        'write_tensorboard', 'write_samples')},
+}
+
+
 # Image metrics selectable in ``config.eval.metrics`` (gan_stability/evaluation.py).
 EVAL_METRICS = ('digits', 'stacked_modes', 'cfid', 'ckid', 'fid', 'kid', 'pr',
                 'dc')
@@ -175,7 +198,9 @@ def data_kind(dataset: str) -> str:
 
 
 def schema_for(config) -> dict[str, Field]:
-  """The fields a config must have, given its model and dataset."""
+  """The fields a config must have, given its family, model and dataset."""
+  if config.get('family', 'gan') == 'vae':
+    return {**VAE_FIELDS, **DATA_FIELDS['image']}
   name = config.get('model', {}).get('name', 'mlp')
   dataset = config.get('dataset', 'ring')
   out = dict(COMMON)
@@ -254,15 +279,65 @@ def _check_field(name: str, value: Any, spec: Field) -> None:
     raise ConfigError(f'config.{name}: {value!r} must be {spec.expect}')
 
 
+def _check_schema(config, flat: dict[str, Any]) -> None:
+  """Unknown, missing and invalid fields of ``schema_for(config)``."""
+  schema = schema_for(config)
+  unknown = sorted(set(flat) - set(schema))
+  if unknown:
+    raise ConfigError(f'config.{unknown[0]}: unknown field; known fields: '
+                      f'{sorted(schema)}')
+  missing = sorted(set(schema) - set(flat))
+  if missing:
+    raise ConfigError(f'config.{missing[0]}: missing field')
+  for name, spec in schema.items():
+    _check_field(name, flat[name], spec)
+
+
+def _check_devices(c, num_devices: int | None) -> int:
+  """The device count the batch is split over; checks the batch size."""
+  if num_devices is None:
+    import jax  # pylint: disable=g-import-not-at-top
+    available = jax.device_count()
+    if c.num_devices > available:
+      raise ConfigError(f'config.num_devices: {c.num_devices} requested but '
+                        f'only {available} devices are available')
+    num_devices = c.num_devices or available
+  if c.batch_size % num_devices:
+    raise ConfigError(f'config.batch_size: {c.batch_size} is not divisible by '
+                      f'the number of devices ({num_devices})')
+  return num_devices
+
+
+def _check_image_data(c) -> None:
+  if c.data.source == 'idx' and c.dataset.startswith('tfds:'):
+    raise ConfigError(f'config.data.source: {c.dataset!r} needs '
+                      "data.source='tfds'")
+  if c.data.source == 'idx' and not c.data.dir:
+    raise ConfigError('config.data.dir: required with data.source=idx (the '
+                      f'directory holding the IDX files of {c.dataset!r})')
+  _validate_eval(c)
+
+
+def _check_dispatch(c) -> None:
+  for name in ('log_every', 'eval_every', 'checkpoint_every'):
+    if c[name] % c.steps_per_dispatch:
+      raise ConfigError(f'config.{name}: {c[name]} must be a multiple of '
+                        f'config.steps_per_dispatch={c.steps_per_dispatch}')
+
+
 def validate(config, *, num_devices: int | None = None) -> None:
   """Raises :class:`ConfigError` naming the first invalid field.
 
   Args:
-    config: the training ConfigDict.
+    config: the training ConfigDict (a GAN's, or a VAE's with
+      ``family='vae'``).
     num_devices: the number of devices the batch is split over (defaults to
       what ``config.num_devices`` selects among the available devices).
   """
   flat = flatten(config)
+  if flat.get('family', 'gan') != 'gan':
+    _validate_vae(config, flat, num_devices)
+    return
   for name in ('model.name', 'dataset'):  # they select the rest of the schema
     if name in flat:
       _check_field(name, flat[name], COMMON[name])
@@ -277,28 +352,9 @@ def validate(config, *, num_devices: int | None = None) -> None:
                       'need an image model and a labelled image dataset; '
                       "model 'mlp' (2-D mixtures) is unconditional (remove "
                       'the field)')
-  schema = schema_for(config)
-  unknown = sorted(set(flat) - set(schema))
-  if unknown:
-    raise ConfigError(f'config.{unknown[0]}: unknown field; known fields: '
-                      f'{sorted(schema)}')
-  missing = sorted(set(schema) - set(flat))
-  if missing:
-    raise ConfigError(f'config.{missing[0]}: missing field')
-  for name, spec in schema.items():
-    _check_field(name, flat[name], spec)
-
+  _check_schema(config, flat)
   c = config
-  if num_devices is None:
-    import jax  # pylint: disable=g-import-not-at-top
-    available = jax.device_count()
-    if c.num_devices > available:
-      raise ConfigError(f'config.num_devices: {c.num_devices} requested but '
-                        f'only {available} devices are available')
-    num_devices = c.num_devices or available
-  if c.batch_size % num_devices:
-    raise ConfigError(f'config.batch_size: {c.batch_size} is not divisible by '
-                      f'the number of devices ({num_devices})')
+  num_devices = _check_devices(c, num_devices)
   if c.model.packing > 1:
     if (c.batch_size // num_devices) % c.model.packing:
       raise ConfigError(f'config.model.packing: the per-device batch '
@@ -317,13 +373,7 @@ def validate(config, *, num_devices: int | None = None) -> None:
     raise ConfigError(f'config.penalty_weight: must be > 0 when '
                       f'config.penalty={c.penalty!r}')
   if data_kind(c.dataset) == 'image':
-    if c.data.source == 'idx' and c.dataset.startswith('tfds:'):
-      raise ConfigError(f'config.data.source: {c.dataset!r} needs '
-                        "data.source='tfds'")
-    if c.data.source == 'idx' and not c.data.dir:
-      raise ConfigError('config.data.dir: required with data.source=idx (the '
-                        f'directory holding the IDX files of {c.dataset!r})')
-    _validate_eval(c)
+    _check_image_data(c)
   if c.model.get('d_norm', 'none') == 'batch' and c.penalty != 'none':
     raise ConfigError('config.model.d_norm: batch norm in D mixes examples, '
                       'so the per-example gradient penalty '
@@ -332,13 +382,27 @@ def validate(config, *, num_devices: int | None = None) -> None:
     raise ConfigError('config.d_clip: weight clipping and '
                       'model.spectral_norm are both Lipschitz constraints; '
                       'use one')
-  for name in ('log_every', 'eval_every', 'checkpoint_every'):
-    if c[name] % c.steps_per_dispatch:
-      raise ConfigError(f'config.{name}: {c[name]} must be a multiple of '
-                        f'config.steps_per_dispatch={c.steps_per_dispatch}')
+  _check_dispatch(c)
   if c.ema_start > c.num_steps:
     raise ConfigError(f'config.ema_start: {c.ema_start} is after '
                       f'num_steps={c.num_steps}')
+
+
+def _validate_vae(c, flat: dict[str, Any], num_devices: int | None) -> None:
+  """A VAE config (``family='vae'``): image data, the DCGAN networks."""
+  _check_field('family', flat['family'], VAE_FIELDS['family'])
+  if 'dataset' in flat:
+    _check_field('dataset', flat['dataset'], COMMON['dataset'])
+    if data_kind(flat['dataset']) != 'image':
+      raise ConfigError(f"config.dataset: the VAE needs an image dataset, got "
+                        f"{flat['dataset']!r}; allowed: {list(IMAGE_DATASETS)}"
+                        " or 'tfds:<name>'")
+  _check_schema(c, flat)
+  _check_devices(c, num_devices)
+  if c.model.num_classes:
+    _validate_conditional(c)
+  _check_image_data(c)
+  _check_dispatch(c)
 
 
 def _validate_conditional(c) -> None:
@@ -349,7 +413,7 @@ def _validate_conditional(c) -> None:
     raise ConfigError(f'config.model.num_classes: dataset {c.dataset!r} has '
                       f'{known} classes, got num_classes={n} '
                       '(0: unconditional)')
-  if c.model.packing > 1:
+  if c.model.get('packing', 1) > 1:
     raise ConfigError('config.model.packing: class-conditional models '
                       f'(model.num_classes={n}) do not support packing > 1')
 

@@ -106,7 +106,8 @@ class Progress:
     eta_s = time.strftime('%H:%M:%S', time.gmtime(eta)) if math.isfinite(eta) else '?'
     shown = ' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
                      for k, v in metrics.items()
-                     if k in ('d_loss', 'g_loss', 'penalty', 'modes',
+                     if k in ('d_loss', 'g_loss', 'penalty', 'neg_elbo',
+                              'modes',
                               'high_quality', 'kl', 'digit_modes', 'cfid',
                               'fid', 'alarms'))
     line = (f'step {step}/{self.total} ({100 * step / self.total:.0f}%) '

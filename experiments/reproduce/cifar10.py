@@ -35,26 +35,32 @@ Configs (``experiments/configs/cifar10.py``, recipes in
   al. 2017, Algorithm 1 (as in Miyato et al.'s comparison);
 * batch 64 and 100,000 generator updates (each after n_critic D updates on
   their own real batches): the defaults of ``experiments/configs/
-  cifar10.py``; that they are Miyato et al.'s training length is to be
-  verified against the paper.
+  cifar10.py``. The paper (checked against a text copy of arXiv:1802.05957,
+  sec. 4.1): "The number of updates for GAN generator were 100K for all
+  experiments"; it does not state its batch size.
 
-Differences from the paper as far as known here (from memory of it; to be
-verified): Miyato et al.'s best rows
-(standard CNN "SN-GANs, Eq. (17)" and the ResNet SN-GAN) use the hinge loss
-of their eq. 17, while the ``sngan`` recipe uses the non-saturating loss of
-their plain "SN-GANs" rows; their ResNet runs may use other Adam settings
-than setting A (to be verified against the paper's appendix).
+Differences from the paper (checked against its text): its plain "SN-GANs"
+rows use the standard objective (15) for D and the non-saturating
+``-E log D(G(z))`` for G, as the ``sngan`` recipe does; its best rows
+("SN-GANs, Eq. (17)" and every ResNet row) use the hinge loss (eqs. 16-17;
+``loss='hinge'`` here). Table 2 gives the standard-CNN rows "with optimal
+settings" without naming which of the Table 1 settings A-F each used (the
+recipe here is setting A: lr 1e-4, betas (0.5, 0.9), n_dis 5). The ResNet
+runs use Gulrajani et al.'s hyper-parameters (Appendix B.2: lr 2e-4,
+betas (0, 0.9), n_dis 5) and, for SN-GAN, twice the generator's feature
+maps; the paper states no learning-rate decay for CIFAR-10. ``dz = 128``.
 
 Evaluation (``--eval_protocol``):
 
 * ``10k_5k`` (default) - FID between 10,000 real training images and 5,000
-  generated samples. The project's issue states that this is what Miyato et
-  al. used for FID; the paper itself could not be checked here (no copy on
-  this machine, nothing found in the local reference search): to be
-  verified. (Preferred Networks' Chainer GAN library, pfnet-research/
-  chainer-gan-lib, ``common/evaluation.py``, computes FID from 10,000
-  generated samples against precomputed CIFAR-10 statistics and IS from
-  50,000 samples.)
+  generated samples: what Miyato et al. used (Appendix B.1: "We computed the
+  Frechet inception distance between the true distribution and the
+  generated distribution empirically over 10000 and 5000 samples"; which
+  count is real and which generated, and the real split, are not stated;
+  10,000 real / 5,000 generated is the natural reading). Their Inception
+  score: 5,000 samples, each experiment repeated 10 times, mean and standard
+  deviation; ResNet rows: mean and standard deviation over models trained
+  with different seeds (footnote 5).
 * ``50k_50k`` - 50,000 real (the whole train split) and 50,000 generated:
   the common modern protocol, lower (better) FID than 10k/5k for the same
   generator, since FID is biased upwards at small sample sizes.
@@ -511,8 +517,8 @@ def run(workdir: str, *, data_dir: str = '', archs=tuple(ARCHS),
       + ('QUICK CHECK on tfds.testing.mock_data (random images) with tiny '
          'networks: the numbers are not results. ' if quick else '')
       + 'Published rows: Miyato et al. 2018 Table 2 as noted in '
-      'experiments/reproduce/published.py (transcribed, to be verified '
-      'against the paper; their FID protocol may differ from ours). '
+      'experiments/reproduce/published.py (checked against a text copy of '
+      'the paper; FID over 10,000 real and 5,000 generated images). '
       'Command: `python -m experiments.reproduce.cifar10 --workdir=WORKDIR '
       f"--archs={','.join(archs)} --recipes={','.join(recipes)} "
       f'--seeds={seeds} --num_steps={num_steps} --eval_protocol={protocol}'

@@ -7,7 +7,14 @@ of a mode, 10 trials, mean +- standard error) and the VEEGAN rows
 (Srivastava et al., "VEEGAN", NeurIPS 2017, Table 1) were transcribed by hand
 and are not yet checked against the PDFs here (no copy on this machine):
 verify them before citing them. ``STACKED_MNIST`` and ``CIFAR10`` carry
-their own notes (also transcribed, to be verified against the papers).
+their own notes.
+
+Checked (2026-11-24) against the text copies in this project's reference
+library: every ``CIFAR10`` row matches Miyato et al. Table 2 as printed; three
+``STACKED_MNIST`` rows match a secondary quotation (below). The PacGAN and
+VEEGAN tables are images in their papers and repositories (e.g. PacGAN's
+``stacked_MNIST_experiments/results/Table2.png``), unreadable here: the other
+rows remain unchecked.
 """
 
 # dataset, method, modes, high quality %, reverse KL, source
@@ -34,6 +41,11 @@ MIXTURES = (
 # memory of the papers, not checked against the PDFs here (no copy on this
 # machine): to be verified against the papers before citing them; the +-
 # spreads are as printed there (standard deviation or error: to be verified).
+# Secondary check: the Stacked-MNIST table of Kumar et al., "Maximum Entropy
+# Generators for Energy-Based Models" (2019; numbers borrowed from Belghazi
+# et al. 2018, MINE) prints Unrolled GAN 48.7 / 4.32, VEEGAN 150.0 / 2.95 and
+# PacGAN 1000.0 +- 0.0 / 0.06 +- 0.01, as below. The DCGAN and ALI rows and
+# the Table 3 rows were not found in any text copy.
 # capacity, method, modes, KL, source
 STACKED_MNIST = (
     ('full', 'DCGAN', '99.0', '3.40', 'PacGAN Table 2 (VEEGAN Table 2)'),
@@ -56,11 +68,10 @@ STACKED_MNIST = (
 # FID sample sizes: see experiments/reproduce/cifar10.py). "Eq. (17)" rows
 # use the hinge loss; the plain "SN-GANs" row the non-saturating loss of
 # this project's sngan recipe. The ResNet WGAN-GP IS is Gulrajani et al.'s
-# own, as quoted in that table. Transcribed by hand from memory of the paper,
-# not checked against the PDF here (only the ResNet SN-GAN's IS 8.22 and FID
-# 21.7 were found, on the paper's paperswithcode page, in a search of this
-# project's reference library): to be verified against the paper before
-# citing them.
+# own, as quoted in that table (Gulrajani et al.'s Table 3 itself prints
+# 7.86 +- .07). Checked against a text copy of the paper (ICLR 2018 version):
+# every row below is as printed. Footnote 5 of the paper: the ResNet +- is the
+# standard deviation over models trained with different seeds.
 # arch (reproduce/cifar10.py), method, IS, FID, source
 CIFAR10 = (
     ('cnn', 'WGAN-GP', '6.68 ± .06', '40.2', 'Miyato et al. Table 2'),

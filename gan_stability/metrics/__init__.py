@@ -6,7 +6,11 @@ Inception-v3 port), ``fid_kid`` (FID, KID, IS, cached reference statistics),
 ``ndb``, ``diversity`` (birthday paradox, MS-SSIM diversity),
 ``image_quality`` (PSNR, SSIM, MS-SSIM), ``classifier`` (the project's MNIST
 classifier), ``modes`` (Stacked-MNIST mode counting), ``dynamics``
-(training-dynamics signals and alarms).
+(training-dynamics signals and alarms), ``cas`` (Classification Accuracy
+Score and GAN-test label agreement with that classifier; imported by module,
+``from gan_stability.metrics import cas``, as it loads Flax). The
+memorisation check (nearest-training-neighbour distances of generated vs
+held-out images) is ``manifold.memorisation_report``.
 """
 
 from gan_stability.metrics.diversity import (birthday_paradox, duplicate_rate,

@@ -57,6 +57,10 @@ class DCGANGenerator(nn.Module):
   ``'none'``. Layers followed by batch norm have no bias. ``num_classes > 0``
   makes G class-conditional: ``labels`` (int ``[B]``) are embedded and
   concatenated to ``z`` (:mod:`gan_stability.models.conditional`).
+  ``tanh_output=False`` returns the pre-tanh activations ``h`` instead of
+  ``tanh(h)`` (same parameters): the VAE decoder reads them as Bernoulli
+  logits ``2h``, since ``sigmoid(2h) = (tanh(h) + 1) / 2``
+  (:mod:`gan_stability.elbo`).
   """
   out_shape: tuple[int, int, int] = (28, 28, 1)
   width: int = 64
@@ -64,6 +68,7 @@ class DCGANGenerator(nn.Module):
   kernel_size: int = 4
   conv_impl: str = 'auto'
   num_classes: int = 0
+  tanh_output: bool = True
 
   @nn.compact
   def __call__(self, z: jax.Array, *, labels: jax.Array | None = None,
@@ -87,7 +92,7 @@ class DCGANGenerator(nn.Module):
     h = fast_conv.ConvTranspose(channels, k, (2, 2), 'SAME',
                                 impl=self.conv_impl, kernel_init=INIT,
                                 name='deconv_out')(h)
-    return jnp.tanh(h)
+    return jnp.tanh(h) if self.tanh_output else h
 
 
 class DCGANDiscriminator(nn.Module):

@@ -150,7 +150,7 @@ def train_seeds(config, seeds, workdirs, *, log_prefix: str = '') -> list[dict]:
   for c, wd in zip(configs, workdirs):
     config_lib.validate(c)
     os.makedirs(wd, exist_ok=True)
-    loop._check_config_file(c, wd)  # pylint: disable=protected-access
+    loop.check_config_file(c, wd)
   generator, discriminator, data_shape = build(configs[0])
   template = state_lib.init_state(configs[0], generator, discriminator,
                                   seed_keys(seeds[0])[0], data_shape)
@@ -199,7 +199,7 @@ def _seed_chunks(chunks: list[dict], i: int) -> list[dict]:
 def _meta(iterator, step: int, chunks: list[dict]) -> dict:
   """The loop's checkpoint metadata (a group never rolls back)."""
   return {'data': iterator.get_state(), 'step': step,
-          'pending': loop._pending_to_json(chunks),  # pylint: disable=protected-access
+          'pending': loop.pending_to_json(chunks),
           'rollbacks': 0}
 
 
@@ -225,7 +225,7 @@ def _train_group(config, seeds, workdirs, start, restored, generator,
       it.set_state(meta['data'])
       logging.info('resumed %s at step %d', wd, start)
     state = stack([st for st, _ in restored])
-    pending = [loop._pending_from_json(meta.get('pending'))  # pylint: disable=protected-access
+    pending = [loop.pending_from_json(meta.get('pending'))
                for _, meta in restored]
     if pending[0]:  # equal lengths: the seeds stopped at the same step
       chunks = [{m: np.stack([p[0][m] for p in pending]) for m in pending[0][0]}]
@@ -257,7 +257,7 @@ def _train_group(config, seeds, workdirs, start, restored, generator,
   last: dict[int, dict] = {}
   step = start
   t0 = time.time()
-  sigterm = loop._SigtermFlag().__enter__()  # pylint: disable=protected-access
+  sigterm = loop.SigtermFlag().__enter__()
   try:
     while step < config.num_steps and active:
       k = min(config.steps_per_dispatch, config.num_steps - step)
@@ -277,7 +277,7 @@ def _train_group(config, seeds, workdirs, start, restored, generator,
       chunks.append(metrics)
       is_last = step == config.num_steps
       if step % config.log_every == 0 or is_last:
-        records = {i: loop._host_means(_seed_chunks(chunks, i))  # pylint: disable=protected-access
+        records = {i: loop.host_means(_seed_chunks(chunks, i))
                    for i in active}
         chunks = []
         if active and config.get('log_sigmas', False):

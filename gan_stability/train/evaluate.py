@@ -16,12 +16,11 @@ import os
 
 import jax
 import ml_collections
-import numpy as np
 
 from gan_stability import config as config_lib
 from gan_stability import data as data_lib
 from gan_stability import evaluation, models, writers
-from gan_stability.checkpoint import Checkpointer
+from gan_stability import checkpoint
 from gan_stability.train import state as state_lib, step as step_lib
 
 SAMPLE_CHUNK = 1000  # generator batch when drawing many samples
@@ -38,42 +37,26 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
 
 
 def restore_generator(config, workdir: str, step: int | None = None):
-  """``(sample_fn, step)``: ``sample_fn(key, n)`` draws ``n`` samples from the
-  evaluation generator of checkpoint ``step`` (default: the latest)."""
+  """``(sample_fn, step)``: ``sample_fn(key, n, labels=None)`` draws ``n``
+  samples from the evaluation generator of checkpoint ``step`` (default: the
+  latest); a VAE run (``config.family == 'vae'``) draws its decoder means.
+  Conditional models take ``labels`` (int ``[n]``; default: the labels of
+  the training loop's sample grid, :func:`step.sample_labels`)."""
+  if config.get('family', 'gan') == 'vae':
+    from gan_stability.train import vae  # pylint: disable=g-import-not-at-top
+    return vae.restore_sampler(config, workdir, step)
   data_shape = data_lib.make_iterator(config, seed=config.seed).element_shape
   generator, discriminator = models.build(config.model, data_shape)
   init_key = jax.random.split(jax.random.key(config.seed), 3)[0]
   state = state_lib.init_state(config, generator, discriminator, init_key,
                                data_shape)
-  ckpt = Checkpointer(os.path.join(workdir, 'checkpoints'))
-  try:
-    available = ckpt.all_steps()
-    if not available:
-      raise FileNotFoundError(f'no checkpoint in {workdir}/checkpoints')
-    if step is None:
-      step = max(available)
-    elif step not in available:
-      raise ValueError(f'--step={step}: no such checkpoint in {workdir}; '
-                       f'available: {sorted(available)}')
-    state, _ = ckpt.restore(step, state)
-  finally:
-    ckpt.close()
+  state, step = checkpoint.restore_run_state(workdir, state, step)
   g_params = state_lib.eval_generator_params(state)
   sample = jax.jit(step_lib.make_sample_fn(generator, config.model.z_dim),
                    static_argnums=3)
-
-  def sample_fn(key, n):
-    # Conditional G: the labels of the training loop's sample grid.
-    labels = step_lib.sample_labels(config, n)
-    chunks = []
-    for i, start in enumerate(range(0, n, SAMPLE_CHUNK)):
-      m = min(SAMPLE_CHUNK, n - start)
-      y = None if labels is None else labels[start:start + m]
-      chunks.append(np.asarray(sample(g_params, state.g_collections,
-                                      jax.random.fold_in(key, i), m, y)))
-    return np.concatenate(chunks)
-
-  return sample_fn, step
+  return step_lib.chunked_sampler(
+      lambda key, m, y: sample(g_params, state.g_collections, key, m, y),
+      config, SAMPLE_CHUNK), step
 
 
 def _eval_config(workdir: str, num_samples: int | None, metrics: str | None,

@@ -48,7 +48,7 @@ class Preempted(Exception):
     self.step = step
 
 
-class _SigtermFlag:
+class SigtermFlag:
   """Records SIGTERM instead of dying, while the loop runs (main thread)."""
 
   def __init__(self):
@@ -71,7 +71,7 @@ class _SigtermFlag:
     return False
 
 
-def _pending_to_json(chunks: list[dict]) -> dict:
+def pending_to_json(chunks: list[dict]) -> dict:
   """The per-step metrics since the last log record, for the checkpoint, so
   that a resumed run writes the same averages as an uninterrupted one."""
   if not chunks:
@@ -80,13 +80,13 @@ def _pending_to_json(chunks: list[dict]) -> dict:
           for k in chunks[0]}
 
 
-def _pending_from_json(pending: dict) -> list[dict]:
+def pending_from_json(pending: dict) -> list[dict]:
   if not pending:
     return []
   return [{k: np.asarray(v, np.float32) for k, v in pending.items()}]
 
 
-def _check_config_file(config, workdir: str) -> None:
+def check_config_file(config, workdir: str) -> None:
   """Writes ``config.json``, or checks that a resumed run's config matches."""
   path = os.path.join(workdir, 'config.json')
   new = config.to_dict()
@@ -110,7 +110,23 @@ def _check_config_file(config, workdir: str) -> None:
     os.replace(tmp, path)
 
 
-def _host_means(chunks: list[dict]) -> dict:
+def checkpoint_or_stop(config, step: int, save, sigterm: SigtermFlag,
+                       ckpt: Checkpointer) -> None:
+  """After the dispatch that reached ``step``: ``save(step)`` at checkpoint
+  steps and the last step; after a SIGTERM (not at the last step) save if
+  not saved, wait for the write and raise :class:`Preempted`."""
+  is_last = step == config.num_steps
+  saved = step % config.checkpoint_every == 0 or is_last
+  if saved:
+    save(step)
+  if sigterm.requested and not is_last:
+    if not saved:
+      save(step)
+    ckpt.wait()
+    raise Preempted(step)
+
+
+def host_means(chunks: list[dict]) -> dict:
   """Mean of each metric over all steps in the stacked per-dispatch chunks."""
   keys = chunks[0].keys()
   return {k: float(np.mean(np.concatenate([np.atleast_1d(c[k]) for c in chunks])))
@@ -128,10 +144,16 @@ def train_and_evaluate(config, workdir: str) -> dict:
       written for a diverged state.
     Preempted: SIGTERM arrived; the state was checkpointed first.
     RuntimeError: checkpoints exist but none can be restored.
+
+  A VAE config (``config.family == 'vae'``) is trained by
+  :func:`gan_stability.train.vae.train_vae` under the same contract.
   """
+  if config.get('family', 'gan') == 'vae':
+    from gan_stability.train import vae  # pylint: disable=g-import-not-at-top
+    return vae.train_vae(config, workdir)
   config_lib.validate(config)
   os.makedirs(workdir, exist_ok=True)
-  _check_config_file(config, workdir)
+  check_config_file(config, workdir)
 
   mesh = parallel.make_mesh(config.num_devices)
   evaluator = evaluation.make_evaluator(config, workdir=workdir)
@@ -158,7 +180,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   rollbacks = 0
   if start is not None:
     iterator.set_state(meta['data'])
-    chunks = _pending_from_json(meta.get('pending'))
+    chunks = pending_from_json(meta.get('pending'))
     rollbacks = meta.get('rollbacks', 0)
     logging.info('resumed %s at step %d', workdir, start)
     writer.truncate_after(start)
@@ -171,7 +193,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   def save(step):
     ckpt.save(step, state, {'data': iterator.get_state(), 'step': step,
-                            'pending': _pending_to_json(chunks),
+                            'pending': pending_to_json(chunks),
                             'rollbacks': rollbacks})
 
   batch_axis = 2  # [k, n_critic, B, ...]
@@ -215,7 +237,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   k_max = config.steps_per_dispatch
   on_divergence = config.get('on_divergence', 'stop')
   max_rollbacks = config.get('max_rollbacks', 0)
-  sigterm = _SigtermFlag().__enter__()
+  sigterm = SigtermFlag().__enter__()
   try:
     while step < config.num_steps:
       # After a rollback the keys are re-drawn (the rollback count is folded
@@ -252,7 +274,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
             good, state, chunks = 0, fresh_state(), []
           else:
             state, meta = ckpt.restore(good, template)
-            chunks = _pending_from_json(meta.get('pending'))
+            chunks = pending_from_json(meta.get('pending'))
           writer.truncate_after(good)
           writer.write(good, {**record, 'diverged_at': step + first + 1,
                               'rollback': rollbacks})
@@ -271,7 +293,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       chunks.append(metrics)
       is_last = step == config.num_steps
       if step % config.log_every == 0 or is_last:
-        record = _host_means(chunks)
+        record = host_means(chunks)
         chunks = []
         if config.get('log_sigmas', False):
           record.update(dynamics.layer_sigmas(
@@ -287,14 +309,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
         writer.write(step, record)
         progress.report(step, record)
         last = record
-      saved = step % config.checkpoint_every == 0 or is_last
-      if saved:
-        save(step)
-      if sigterm.requested and not is_last:
-        if not saved:
-          save(step)
-        ckpt.wait()
-        raise Preempted(step)
+      checkpoint_or_stop(config, step, save, sigterm, ckpt)
   finally:
     sigterm.__exit__()
     ckpt.close()

@@ -37,6 +37,23 @@ class GANState:
   g_ema_params: Any
 
 
+def make_optimizer(o, lr: float, total_steps: int
+                   ) -> optax.GradientTransformation:
+  """The optimiser ``o.name`` (adam | rmsprop | sgd; ``o`` a
+  ``config.optimizer``) at rate ``lr``, decayed linearly to 0 over
+  ``total_steps`` updates when ``o.lr_schedule == 'linear'``."""
+  if o.lr_schedule == 'linear':
+    lr = optax.linear_schedule(lr, 0.0, total_steps)
+  if o.name == 'adam':
+    return optax.adam(lr, b1=o.b1, b2=o.b2)
+  if o.name == 'rmsprop':
+    return optax.rmsprop(lr)
+  if o.name == 'sgd':
+    return optax.sgd(lr, momentum=o.b1 or None)
+  raise ValueError(f'config.optimizer.name: unknown {o.name!r}; '
+                   "allowed: ['adam', 'rmsprop', 'sgd']")
+
+
 def make_optimizers(config) -> tuple[optax.GradientTransformation,
                                      optax.GradientTransformation]:
   """(G optimiser, D optimiser) from ``config.optimizer``.
@@ -46,21 +63,8 @@ def make_optimizers(config) -> tuple[optax.GradientTransformation,
   ``n_critic * num_steps`` updates).
   """
   o = config.optimizer
-
-  def make(lr, total):
-    if o.lr_schedule == 'linear':
-      lr = optax.linear_schedule(lr, 0.0, total)
-    if o.name == 'adam':
-      return optax.adam(lr, b1=o.b1, b2=o.b2)
-    if o.name == 'rmsprop':
-      return optax.rmsprop(lr)
-    if o.name == 'sgd':
-      return optax.sgd(lr, momentum=o.b1 or None)
-    raise ValueError(f'config.optimizer.name: unknown {o.name!r}; '
-                     "allowed: ['adam', 'rmsprop', 'sgd']")
-
-  return (make(o.g_lr, config.num_steps),
-          make(o.d_lr, config.num_steps * config.n_critic))
+  return (make_optimizer(o, o.g_lr, config.num_steps),
+          make_optimizer(o, o.d_lr, config.num_steps * config.n_critic))
 
 
 def init_state(config, generator, discriminator, key: jax.Array,
@@ -95,5 +99,5 @@ def eval_generator_params(state: GANState):
   return state.g_ema_params if state.g_ema_params is not None else state.g_params
 
 
-__all__ = ['GANState', 'SPECTRAL_STATS', 'init_state', 'make_optimizers',
-           'eval_generator_params']
+__all__ = ['GANState', 'SPECTRAL_STATS', 'init_state', 'make_optimizer',
+           'make_optimizers', 'eval_generator_params']

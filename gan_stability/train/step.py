@@ -293,3 +293,30 @@ def sample_labels(config, n: int):
     return None
   return grid_labels(n, num_classes=num_classes,
                      samples_per_row=config.data.samples_per_row)
+
+
+def chunked_sampler(sample, config, chunk: int):
+  """``sample_fn(key, n, labels=None) -> np.ndarray [n, ...]`` from a jitted
+  ``sample(key, m, labels_or_None)``: ``n`` samples in chunks of at most
+  ``chunk`` (chunk ``i`` uses ``fold_in(key, i)``). A conditional model's
+  labels default to :func:`sample_labels` ``(config, n)``."""
+  conditional = bool(config.model.get('num_classes', 0))
+
+  def sample_fn(key, n, labels=None):
+    if labels is None:
+      labels = sample_labels(config, n)
+    elif not conditional:
+      raise ValueError('labels=: the model is unconditional '
+                       '(config.model.num_classes=0)')
+    else:
+      labels = np.asarray(labels, np.int32)
+      if labels.shape != (n,):
+        raise ValueError(f'labels=: expected shape ({n},), got {labels.shape}')
+    chunks = []
+    for i, start in enumerate(range(0, n, chunk)):
+      m = min(chunk, n - start)
+      y = None if labels is None else labels[start:start + m]
+      chunks.append(np.asarray(sample(jax.random.fold_in(key, i), m, y)))
+    return np.concatenate(chunks)
+
+  return sample_fn
