@@ -329,3 +329,12 @@ def test_vae_one_vs_two_devices(idx_dir, tmp_path):
   proc = run_python(['-c', TWO_DEVICES, str(idx_dir), str(tmp_path)],
                     devices=2, timeout=300)
   assert 'OK' in proc.stdout
+
+
+def test_vae_seeds_cannot_share_a_vmapped_program(idx_dir, tmp_path):
+  from gan_stability.sweep import vmap_seeds
+  c = _smoke(idx_dir)
+  with pytest.raises(config_lib.ConfigError, match="config.family: 'vae' "
+                     'runs cannot share one vmapped program'):
+    vmap_seeds.train_seeds(c, [0, 1], [str(tmp_path / 'a'),
+                                       str(tmp_path / 'b')])

@@ -143,6 +143,10 @@ def train_seeds(config, seeds, workdirs, *, log_prefix: str = '') -> list[dict]:
     (it diverged, or its checkpoint did not restore).
   """
   seeds, workdirs = [int(s) for s in seeds], list(workdirs)
+  if config.get('family', 'gan') != 'gan':
+    raise config_lib.ConfigError(
+        f"config.family: {config.family!r} runs cannot share one vmapped "
+        'program (GANs only); set seeds_in_one_program=False in the sweep')
   if len(seeds) != len(workdirs) or len(set(seeds)) != len(seeds):
     raise ValueError(f'train_seeds: need distinct seeds, one workdir each '
                      f'(got seeds {seeds}, {len(workdirs)} workdirs)')
