@@ -96,9 +96,9 @@ def test_cas_quick_writes_the_table(tmp_path):
              timeout=400)
   with open(out / 'summary.csv') as f:
     summary = list(csv.DictReader(f))
-  assert [r['row'] for r in summary] == ['Real', 'GAN', 'Real + GAN', 'VAE',
-                                         'Real + VAE']
-  assert [int(r['num_train']) for r in summary] == [60, 60, 120, 60, 120]
+  assert [r['row'] for r in summary] == ['Real', 'Real, 2 epochs', 'GAN',
+                                         'Real + GAN', 'VAE', 'Real + VAE']
+  assert [int(r['num_train']) for r in summary] == [60, 60, 60, 120, 60, 120]
   for r in summary:
     assert 0 <= float(r['cas_mean']) <= 1 and np.isfinite(float(r['cas_se']))
     assert int(r['seeds']) == 2
@@ -109,7 +109,7 @@ def test_cas_quick_writes_the_table(tmp_path):
         assert np.isfinite(float(r[k])), (r['row'], k)
   with open(out / 'cas.csv') as f:
     per_seed = list(csv.DictReader(f))
-  assert len(per_seed) == 10
+  assert len(per_seed) == 12
   text = (out / 'cas.md').read_text()
   assert '| Real + VAE | 120 |' in text
   assert (out / 'samples_GAN.png').exists() and (out / 'samples_VAE.png').exists()
