@@ -35,15 +35,14 @@ median GFLOP/s of a ``--matmul_size`` square float32 ``jnp.dot``, measured in
 the same run at start and at end (the larger is used). XLA counts the
 multiplications each op performs (and elementwise ops, so small models can
 exceed 100%): for a native (transposed) convolution only the kernel taps that
-meet input pixels, while the exact matmul forms of ``fast_conv`` also multiply
-by the zero taps of their assembled 3x3 kernels (a 4x4 stride-2 layer counts
-about 2.25x its useful flops, 3x at 7x7 outputs), so a 'fast' row's GFLOP/s
-overstates its useful work; the conv table also gives the rate at the native
-flop count. *fwd rel. diff* = max |JAX - PyTorch| / max |JAX| of G(z) and D(x)
+meet input pixels, while the custom-VJP forms of ``fast_conv`` also count the
+taps that fall on padding (the transposed conv's forward matmul computes
+every tap and drops those off the edge), so the conv table also gives the
+rate at the native flop count. *fwd rel. diff* = max |JAX - PyTorch| / max |JAX| of G(z) and D(x)
 with the same weights (checks that the twins are the same functions).
 
 A second table compares ``model.conv_impl`` 'native' and 'fast' (the exact
-matmul forms of ``gan_stability/models/fast_conv.py``) for the DCGAN-28
+custom-VJP forms of ``gan_stability/models/fast_conv.py``) for the DCGAN-28
 WGAN-GP step (when that case is selected).
 
 ``--quick`` uses fewer steps and smaller image models (widths and batch are

@@ -80,9 +80,9 @@ Cost. Nothing has been run for real: this machine has no CIFAR-10 files and
 no accelerator, and the script refuses to start without the data (nothing is
 trained, no number is produced). Measured train-step times on this
 project's 2-core CPU (``docs/bench/train_steps.md``, batch 64, n_critic 5):
-standard CNN SN-GAN 5,385 ms, standard CNN WGAN-GP 7,843 ms, ResNet SN-GAN
-18,413 ms per generator update (ResNet WGAN-GP: not measured) - 150, 218 and
-511 hours for one 100,000-step run. No GPU/TPU time has been measured; the
+standard CNN SN-GAN 3,041 ms, standard CNN WGAN-GP 4,600 ms, ResNet SN-GAN
+14,706 ms per generator update (ResNet WGAN-GP: not measured) - 84, 128 and
+409 hours for one 100,000-step run. No GPU/TPU time has been measured; the
 script prints the estimate ``hours = ms/step x num_steps x seeds / 3.6e6``
 per row from these CPU numbers, and from a measurement on the current
 device with ``--time_steps=N`` (run it on the accelerator: it compiles each
@@ -150,9 +150,9 @@ QUICK = {
 
 # ms per generator update (n_critic 5 D updates + 1 G update, batch 64),
 # measured on this project's 2-core CPU: docs/bench/train_steps.md (jax
-# 0.10.2, fast conv forms). Keyed by (recipe, arch).
-CPU_MS_PER_STEP = {('sngan', 'cnn'): 5384.5, ('wgan_gp', 'cnn'): 7842.9,
-                   ('sngan', 'resnet'): 18412.5}
+# 0.10.2, fast_conv's custom VJPs, loops unrolled). Keyed by (recipe, arch).
+CPU_MS_PER_STEP = {('sngan', 'cnn'): 3040.6, ('wgan_gp', 'cnn'): 4599.6,
+                   ('sngan', 'resnet'): 14706.2}
 CPU_INCEPTION_IMAGES_PER_S = 6.5  # README, FID feature speed on this CPU
 
 

@@ -22,8 +22,8 @@ lists no normalisation after G's dense layer; the authors' Chainer code
 followed here. Weights are initialised from N(0, 0.02) as in that code.
 Spectral normalisation of D is switched on by ``spectral_norm``; the optional
 ``norm`` of D (not in the paper) follows every convolution but the first.
-Stride-2 4x4 layers use :mod:`gan_stability.models.fast_conv` (exactly
-``nn.Conv`` / ``nn.ConvTranspose``; faster on the CPU).
+Convolutions use :mod:`gan_stability.models.fast_conv` (exactly ``nn.Conv``
+/ ``nn.ConvTranspose``; custom VJPs that are faster on the CPU).
 """
 
 from __future__ import annotations

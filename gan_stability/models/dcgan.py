@@ -20,8 +20,9 @@ Layouts (``w`` = ``g_width`` / ``d_width``, ``C`` = image channels):
 Up/downsampling layers are ``k x k`` stride-2 ``'SAME'`` (transposed)
 convolutions, ``k = kernel_size`` (4 by default; 5 in the paper's code). They
 use :mod:`gan_stability.models.fast_conv`, which has exactly the parameters
-and function of ``flax.linen.ConvTranspose`` / ``flax.linen.Conv`` and only
-computes 4x4 stride-2 layers faster on the CPU (``conv_impl``).
+and function of ``flax.linen.ConvTranspose`` / ``flax.linen.Conv`` and
+computes the gradients of stride-1 and 4x4 stride-2 layers faster on the CPU
+(``conv_impl``).
 """
 
 from __future__ import annotations

@@ -1,116 +1,216 @@
-"""Exact, faster reformulations of convolutions (same parameters, same
+"""Exact, faster forms of the stride-2 convolutions (same parameters, same
 function as ``flax.linen.ConvTranspose`` / ``flax.linen.Conv``).
 
-XLA's CPU backend is slow at the weight gradient of a transposed convolution
-(``lhs_dilation``), at the second-order gradient of a strided convolution
-(needed by gradient penalties), and at every convolution inside a while-loop
-body (``lax.scan``; jax-ml/jax#12868). A matrix multiplication has none of
-these problems, so on the CPU every convolution the GAN models use is
-rewritten as matmuls with the same parameters:
+XLA's CPU backend runs the forward passes of convolutions well, but two of
+the backward passes the GAN models need are very slow (measured on the
+2-core CPU, jax 0.10.2, batch 64; ``experiments/bench/train_steps.py``):
 
-* stride-1 ``k x k`` convolution (``'SAME'`` or ``'VALID'``): *im2col* - the
-  ``k*k`` shifted views of the padded input are concatenated along channels
-  and multiplied by the kernel reshaped to ``[k*k*C_in, C_out]``. Its
-  gradients (and the gradient penalty's double gradient) are slices, pads and
-  matmuls again.
-* stride-2 transposed conv, 4x4 kernel, ``'SAME'`` (sub-pixel / phase
-  decomposition, cf. Shi et al. 2016): output pixel ``2i + a`` only sees
-  kernel taps ``t = a (mod 2)``; with ``jax.lax.conv_transpose``'s SAME
-  padding (2, 2) this gives ``y[2i] = K0 x[i-1] + K2 x[i]`` and
-  ``y[2i+1] = K1 x[i] + K3 x[i+1]``, i.e. a stride-1 3x3 conv with 4 phase
-  outputs, then depth-to-space.
-* stride-2 conv, 4x4 kernel, ``'SAME'``, even input size (space-to-depth):
-  XLA's SAME padding is (1, 1) and ``y[i] = sum_t K_t x[2i + t - 1]``, a
-  stride-1 3x3 conv over the 2x2 space-to-depth input.
+* the **weight gradient of a transposed convolution** (``lhs_dilation``):
+  a 4x4 stride-2 ConvTranspose 128 -> 64 at 7x7 takes 7 ms forward but
+  370 ms for its VJP;
+* the **double gradient of a strided convolution**, which every gradient
+  penalty (WGAN-GP, R1, R2) takes through the discriminator: 6 ms forward,
+  340-370 ms for the penalty's gradient of a 4x4 stride-2 Conv 64 -> 128.
 
-The 3x3 kernels are assembled from the 4x4 one by a fixed 0/1 linear map, so
-gradients flow to the original kernel. Other shapes (other strides, odd
-sizes for space-to-depth) use the standard XLA op.
+For the 4x4, stride-2, ``'SAME'`` layers of DCGAN / SN-GAN models this
+module keeps XLA's forward op and gives it a custom VJP built from ops that
+are fast:
+
+* Notation (one spatial axis; the other is the same): ``conv_s2(x, K)`` is
+  ``y[i] = sum_t K[t]^T x[2i + t - 1]`` (XLA's SAME padding (1, 1), input
+  size even), ``conv_t2(x, W)`` is ``lax.conv_transpose(x, W, (2, 2),
+  'SAME')``: input ``j`` adds ``W[t]^T x[j]`` to output ``2j + 2 - t``.
+* The two are adjoint: the input gradient of ``conv_s2`` is
+  ``conv_t2(dy, adj(K))`` and that of ``conv_t2`` is ``conv_s2(dy, adj(W))``
+  with ``adj(K)[t, s] = K[3 - t, 3 - s]^T`` (flip the taps, swap in / out).
+  Each VJP calls the other custom-VJP function, so the gradients of any
+  order stay on these paths.
+* Weight gradients are one matrix multiplication with the 16 strided
+  patches (``_s2_patches``: ``P[i, t] = z_pad[2i + t]``):
+  ``dK[t, s] = P(x)[t, s]^T dy`` and ``dW[t, s] = x^T P(dy)[3 - t, 3 - s]``.
+  (XLA's own weight gradient of the strided conv is fast in isolation,
+  ~8 ms for the layer above, but took 0.7-1.1 s inside the jitted DCGAN-28
+  train step, where XLA picked another kernel for it.)
+
+Everything else (stride 1, other kernels and strides, odd inputs to a
+strided conv) uses XLA's ops unchanged: they are fast here. Earlier versions
+of this module replaced every convolution by matmuls (im2col, phase and
+space-to-depth forms); those were slower than XLA's stride-1 convolutions
+(5x forward for a 3x3 conv 64 -> 64, 27x for 64 -> 3) and multiplied the
+zero taps of assembled 3x3 kernels, so they were removed.
+
+Inside ``lax.scan`` XLA:CPU convolutions are slow (jax-ml/jax#12868), so the
+conv models unroll their loops on the CPU
+(:func:`gan_stability.train.step.resolve_loop_impl`).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 _DN = ('NHWC', 'HWIO', 'NHWC')
 
-# Transposed conv: phase a uses taps (window position p, kernel tap t).
-_T_TAPS = {0: ((0, 0), (1, 2)), 1: ((1, 1), (2, 3))}
-_T_SEL = np.zeros((2, 3, 4), np.float32)  # [phase, window pos, tap]
-for _a, _pairs in _T_TAPS.items():
-  for _p, _t in _pairs:
-    _T_SEL[_a, _p, _t] = 1.0
 
-# Strided conv: tap t reads x[2i + t - 1] = x2[i + q, phase r].
-_S_SEL = np.zeros((3, 2, 4), np.float32)  # [window pos q+1, phase r, tap]
-for _t in range(4):
-  _q, _r = divmod(_t - 1, 2)
-  _S_SEL[_q + 1, _r, _t] = 1.0
+def _native_conv(x, kernel, strides, padding):
+  return jax.lax.conv_general_dilated(x, kernel, strides, padding,
+                                      dimension_numbers=_DN)
+
+
+def _native_conv_transpose(x, kernel, strides, padding):
+  return jax.lax.conv_transpose(x, kernel, strides, padding,
+                                dimension_numbers=_DN)
+
+
+def _adjoint_kernel(kernel: jax.Array) -> jax.Array:
+  """``adj(K)[t, s, o, i] = K[kh - 1 - t, kw - 1 - s, i, o]`` (HWIO)."""
+  return jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
 
 
 def _same_pads(k: int) -> tuple[int, int]:
-  """XLA's stride-1 ``'SAME'`` padding for a kernel of size ``k``."""
+  """XLA's stride-1 ``'SAME'`` padding ``(low, high)`` for kernel size ``k``."""
   return (k - 1) // 2, k - 1 - (k - 1) // 2
 
 
-def conv_matmul(x: jax.Array, kernel: jax.Array,
-                padding: str = 'SAME') -> jax.Array:
-  """``lax.conv_general_dilated(x, kernel, (1, 1), padding)`` (NHWC, HWIO)
-  as im2col + one matrix multiplication; ``padding`` is 'SAME' or 'VALID'."""
-  kh, kw, ci, co = kernel.shape
-  if padding == 'SAME':
-    x = jnp.pad(x, ((0, 0), _same_pads(kh), _same_pads(kw), (0, 0)))
-  elif padding != 'VALID':
-    raise ValueError(f"conv_matmul: padding {padding!r}; allowed: ['SAME', 'VALID']")
-  b, hp, wp, _ = x.shape
-  oh, ow = hp - kh + 1, wp - kw + 1
-  if kh == kw == 1:
-    cols = x
-  else:
-    cols = jnp.concatenate([x[:, p:p + oh, q:q + ow, :]
-                            for p in range(kh) for q in range(kw)], axis=-1)
-  y = jnp.dot(cols.reshape(b * oh * ow, kh * kw * ci),
-              kernel.reshape(kh * kw * ci, co))
-  return y.reshape(b, oh, ow, co)
+def _s1_weight_grad(x, dy, kernel_shape, padding):
+  """``dK[p, q] = sum_(b, i, j) x_pad[b, i + p, j + q]^T dy[b, i, j]`` for a
+  stride-1 conv: one matmul per kernel row ``p`` over the ``kw`` column
+  shifts concatenated (measured faster here than one im2col matmul or one
+  matmul per tap)."""
+  kh, kw, ci, co = kernel_shape
+  xp = jnp.pad(x, ((0, 0),) + tuple(padding) + ((0, 0),))
+  _, oh, ow, _ = dy.shape
+  d = dy.reshape(-1, co)
+  rows = []
+  for p in range(kh):
+    cols = jnp.concatenate([xp[:, p:p + oh, q:q + ow] for q in range(kw)],
+                           axis=-1)
+    rows.append(jnp.dot(cols.reshape(-1, kw * ci).T, d).reshape(kw, ci, co))
+  return jnp.stack(rows)
 
 
-def phase_conv_transpose(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """``lax.conv_transpose(x, kernel, (2, 2), 'SAME')`` for a 4x4 kernel."""
-  b, h, w, _ = x.shape
-  out = kernel.shape[-1]
-  sel = jnp.asarray(_T_SEL, kernel.dtype)
-  w3 = jnp.einsum('apt,bqs,tsio->pqiabo', sel, sel, kernel)
-  w3 = w3.reshape(3, 3, kernel.shape[2], 4 * out)
-  y = conv_matmul(x, w3, 'SAME')
-  y = y.reshape(b, h, w, 2, 2, out).transpose(0, 1, 3, 2, 4, 5)
-  return y.reshape(b, 2 * h, 2 * w, out)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv_s1(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
+  """Stride-1 ``lax.conv_general_dilated(x, kernel, (1, 1), padding)`` (NHWC,
+  HWIO; ``padding`` = ``((low, high), (low, high))`` with each at most
+  ``k - 1``), with a custom VJP: ``dx`` is ``conv_s1`` of ``dy`` with
+  ``adj(K)`` and padding ``(k - 1 - low, k - 1 - high)``; ``dK`` is
+  :func:`_s1_weight_grad`."""
+  return _native_conv(x, kernel, (1, 1), padding)
 
 
-def space_to_depth_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """``lax.conv(x, kernel, (2, 2), 'SAME')`` for a 4x4 kernel, even H and W."""
+def _conv_s1_fwd(x, kernel, padding):
+  return conv_s1(x, kernel, padding), (x, kernel)
+
+
+def _conv_s1_bwd(padding, res, dy):
+  x, kernel = res
+  kh, kw = kernel.shape[:2]
+  (t, b), (l, r) = padding
+  dx = conv_s1(dy, _adjoint_kernel(kernel),
+               ((kh - 1 - t, kh - 1 - b), (kw - 1 - l, kw - 1 - r)))
+  return dx, _s1_weight_grad(x, dy, kernel.shape, padding)
+
+
+conv_s1.defvjp(_conv_s1_fwd, _conv_s1_bwd)
+
+
+def _s2_patches(x: jax.Array) -> jax.Array:
+  """``[B, H, W, C] -> [B * H/2 * W/2, 16 * C]``, row ``(b, i, j)`` holding
+  ``x_pad[b, 2i + t, 2j + s, c]`` at column ``(4t + s) * C + c`` (``x_pad``:
+  ``x`` zero-padded by one on every side; ``H``, ``W`` even)."""
   b, h, w, c = x.shape
-  x2 = x.reshape(b, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
-  x2 = x2.reshape(b, h // 2, w // 2, 4 * c)
-  sel = jnp.asarray(_S_SEL, kernel.dtype)
-  w3 = jnp.einsum('qrt,psu,tuio->qpsrio', sel, sel, kernel)
-  # channel order of x2 is (row phase, col phase, c)
-  w3 = w3.transpose(0, 1, 3, 2, 4, 5).reshape(3, 3, 4 * c, kernel.shape[-1])
-  return conv_matmul(x2, w3, 'SAME')
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  oh, ow = h // 2, w // 2
+  cols = jnp.concatenate([xp[:, t:t + 2 * oh:2, s:s + 2 * ow:2]
+                          for t in range(4) for s in range(4)], axis=-1)
+  return cols.reshape(b * oh * ow, 16 * c)
+
+
+@jax.custom_vjp
+def conv_s2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """``lax.conv(x, kernel, (2, 2), 'SAME')`` for a 4x4 kernel and even
+  ``H``, ``W`` (NHWC, HWIO), with the fast VJP of the module docstring."""
+  return _native_conv(x, kernel, (2, 2), 'SAME')
+
+
+def _conv_s2_fwd(x, kernel):
+  return conv_s2(x, kernel), (x, kernel)
+
+
+def _conv_s2_bwd(res, dy):
+  x, kernel = res
+  dx = conv_t2(dy, _adjoint_kernel(kernel))
+  co = dy.shape[-1]
+  dk = jnp.dot(_s2_patches(x).T, dy.reshape(-1, co))
+  return dx, dk.reshape(kernel.shape)
+
+
+conv_s2.defvjp(_conv_s2_fwd, _conv_s2_bwd)
+
+
+@jax.custom_vjp
+def conv_t2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """``lax.conv_transpose(x, kernel, (2, 2), 'SAME')`` for a 4x4 kernel
+  (NHWC, HWIO), with the fast VJP of the module docstring.
+
+  The forward pass is one matmul and an overlap-add: ``P = x @ W'`` holds
+  every tap's contribution ``W[3 - t, 3 - s]^T x[j]`` (``[B, H, W, 16,
+  C_out]``) and tap ``t`` of input row ``j`` lands on output row
+  ``2j + t - 1`` (:func:`_overlap_add`). XLA's own op (an ``lhs_dilation``
+  convolution) took 6 ms at 7x7 -> 14x14 alone but 130-170 ms for
+  16x16 -> 32x32 (64 channels) inside the SN-GAN train step.
+  """
+  b, h, w, ci = x.shape
+  co = kernel.shape[-1]
+  kf = kernel[::-1, ::-1].transpose(2, 0, 1, 3).reshape(ci, 16 * co)
+  taps = jnp.dot(x.reshape(b * h * w, ci), kf)
+  return _overlap_add(taps.reshape(b, h, w, 4, 4, co))
+
+
+def _overlap_add(p: jax.Array) -> jax.Array:
+  """``[B, H, W, 4, 4, C] -> [B, 2H, 2W, C]``: ``out[2i + t - 1, 2j + s - 1]
+  += p[i, j, t, s]`` (dropping the rows/columns -1 and 2H). Output row
+  ``2r`` gets taps 1 (of row ``r``) and 3 (of row ``r - 1``); row ``2r + 1``
+  gets taps 2 (row ``r``) and 0 (row ``r + 1``); columns likewise."""
+  b, h, w, _, _, c = p.shape
+  zr = jnp.zeros((b, 1, w, 4, c), p.dtype)
+  even = p[:, :, :, 1] + jnp.concatenate([zr, p[:, :-1, :, 3]], axis=1)
+  odd = p[:, :, :, 2] + jnp.concatenate([p[:, 1:, :, 0], zr], axis=1)
+  r = jnp.stack([even, odd], axis=2)  # [B, H, 2, W, 4(s), C]
+  zc = jnp.zeros((b, h, 2, 1, c), p.dtype)
+  even = r[:, :, :, :, 1] + jnp.concatenate([zc, r[:, :, :, :-1, 3]], axis=3)
+  odd = r[:, :, :, :, 2] + jnp.concatenate([r[:, :, :, 1:, 0], zc], axis=3)
+  return jnp.stack([even, odd], axis=4).reshape(b, 2 * h, 2 * w, c)
+
+
+def _conv_t2_fwd(x, kernel):
+  return conv_t2(x, kernel), (x, kernel)
+
+
+def _conv_t2_bwd(res, dy):
+  x, kernel = res
+  dx = conv_s2(dy, _adjoint_kernel(kernel))
+  ci, co = kernel.shape[2:]
+  dw = jnp.dot(x.reshape(-1, ci).T, _s2_patches(dy))  # [ci, (t', s', co)]
+  dw = dw.reshape(ci, 4, 4, co)[:, ::-1, ::-1].transpose(1, 2, 0, 3)
+  return dx, dw
+
+
+conv_t2.defvjp(_conv_t2_fwd, _conv_t2_bwd)
 
 
 def resolve_impl(impl: str) -> str:
   """``'auto'`` is ``'fast'`` on the CPU backend and ``'native'`` elsewhere.
 
-  Measured on the 2-core CPU (jax 0.10.2; see ``experiments/bench``): the
-  matmul forms make a DCGAN-28 WGAN-GP train step several times faster than
-  XLA's convolutions, inside ``lax.scan`` as well. On GPUs/TPUs the vendor
-  convolution kernels are the better default; ``'fast'`` or ``'native'``
-  force either everywhere.
+  Measured on the 2-core CPU (jax 0.10.2; ``experiments/bench``): the custom
+  VJPs make a DCGAN-28 WGAN-GP train step about 30x faster than XLA's own
+  gradients. On GPUs/TPUs the vendor convolution kernels are the better
+  default; ``'fast'`` or ``'native'`` force either everywhere.
   """
   if impl not in ('auto', 'native', 'fast'):
     raise ValueError(f"config.model.conv_impl: {impl!r}; allowed: "
@@ -156,22 +256,21 @@ class ConvTranspose(_ConvBase):
   def _apply(self, x, kernel):
     if (self._fast() and tuple(self.kernel_size) == (4, 4)
         and tuple(self.strides) == (2, 2) and self.padding == 'SAME'):
-      return phase_conv_transpose(x, kernel)
-    return jax.lax.conv_transpose(x, kernel, tuple(self.strides), self.padding,
-                                  dimension_numbers=_DN)
+      return conv_t2(x, kernel)
+    return _native_conv_transpose(x, kernel, tuple(self.strides), self.padding)
 
 
 class Conv(_ConvBase):
   """Drop-in for ``nn.Conv`` (same ``kernel``/``bias`` parameters)."""
 
   def _apply(self, x, kernel):
-    if self._fast():
-      strides = tuple(self.strides)
-      if strides == (1, 1) and self.padding in ('SAME', 'VALID'):
-        return conv_matmul(x, kernel, self.padding)
-      if (strides == (2, 2) and tuple(self.kernel_size) == (4, 4)
-          and self.padding == 'SAME' and x.shape[1] % 2 == 0
-          and x.shape[2] % 2 == 0):
-        return space_to_depth_conv(x, kernel)
-    return jax.lax.conv_general_dilated(
-        x, kernel, tuple(self.strides), self.padding, dimension_numbers=_DN)
+    strides, k = tuple(self.strides), tuple(self.kernel_size)
+    if self._fast() and strides == (1, 1) and self.padding in ('SAME', 'VALID'):
+      pads = (tuple(_same_pads(k[0])), tuple(_same_pads(k[1]))
+              ) if self.padding == 'SAME' else ((0, 0), (0, 0))
+      return conv_s1(x, kernel, pads)
+    if (self._fast() and strides == (2, 2) and k == (4, 4)
+        and self.padding == 'SAME' and x.shape[1] % 2 == 0
+        and x.shape[2] % 2 == 0):
+      return conv_s2(x, kernel)
+    return _native_conv(x, kernel, strides, self.padding)
