@@ -83,7 +83,7 @@ def test_time_estimate():
                         quick=False)
   lines = text.splitlines()
   cnn_sngan = next(l for l in lines if l.startswith('| SN-GAN | standard CNN'))
-  assert cnn_sngan == '| SN-GAN | standard CNN | 5,384 | 299 | 36.0 | 2.00 |'
+  assert cnn_sngan == '| SN-GAN | standard CNN | 3,041 | 169 | 36.0 | 2.00 |'
   resnet_wgan = next(l for l in lines if l.startswith('| WGAN-GP | ResNet'))
   assert 'not measured | — | not measured' in resnet_wgan
   assert '50,000 samples per run and 50,000 real images once' in text
@@ -143,5 +143,5 @@ def test_quick_run_writes_the_table(tmp_path):
                            '| skipped (no --inception_path) | n/a | ')
     assert line.endswith('| ours, 2 seeds |')
   assert '| SN-GANs, hinge (Eq. 17) | 21.7 ± .21 | | 8.22 ± .05 |' in text
-  assert '| SN-GAN | standard CNN | 5,384 | 299 | not measured' in text
+  assert '| SN-GAN | standard CNN | 3,041 | 169 | not measured' in text
   assert 'QUICK CHECK' in text and '### Time estimate' in text

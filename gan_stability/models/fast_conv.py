@@ -1,21 +1,30 @@
-"""Exact, faster forms of the stride-2 convolutions (same parameters, same
-function as ``flax.linen.ConvTranspose`` / ``flax.linen.Conv``).
+"""Exact, faster gradients of convolutions (same parameters, same function
+as ``flax.linen.ConvTranspose`` / ``flax.linen.Conv``).
 
-XLA's CPU backend runs the forward passes of convolutions well, but two of
-the backward passes the GAN models need are very slow (measured on the
-2-core CPU, jax 0.10.2, batch 64; ``experiments/bench/train_steps.py``):
+XLA's CPU backend runs forward convolutions well, but the backward passes
+the GAN models need can be very slow (measured on the 2-core CPU, jax
+0.10.2, batch 64; ``experiments/bench/train_steps.py``):
 
 * the **weight gradient of a transposed convolution** (``lhs_dilation``):
   a 4x4 stride-2 ConvTranspose 128 -> 64 at 7x7 takes 7 ms forward but
   370 ms for its VJP;
 * the **double gradient of a strided convolution**, which every gradient
   penalty (WGAN-GP, R1, R2) takes through the discriminator: 6 ms forward,
-  340-370 ms for the penalty's gradient of a 4x4 stride-2 Conv 64 -> 128.
+  340-370 ms for the penalty's gradient of a 4x4 stride-2 Conv 64 -> 128;
+* **weight gradients inside a whole train step**: XLA picks other kernels
+  there than for the same op compiled alone (a 3x3 conv's weight gradient:
+  10-13 s per layer in the SN-GAN step).
 
-For the 4x4, stride-2, ``'SAME'`` layers of DCGAN / SN-GAN models this
-module keeps XLA's forward op and gives it a custom VJP built from ops that
-are fast:
+So every convolution of the models gets a custom VJP whose pieces are
+forward convolutions and matmuls, which are fast:
 
+* ``conv_s1`` (stride 1, any kernel, explicit padding): forward is XLA's
+  op; ``dx`` is ``conv_s1`` of ``dy`` with the adjoint kernel; ``dK`` is
+  a matmul per kernel row over shifted patches.
+* ``conv_s2`` / ``conv_t2`` (4x4, stride 2, ``'SAME'``): the strided conv's
+  forward is XLA's op; the transposed conv's forward is one matmul plus an
+  overlap-add (XLA's ``lhs_dilation`` op fell to 130-170 ms inside the
+  SN-GAN step).
 * Notation (one spatial axis; the other is the same): ``conv_s2(x, K)`` is
   ``y[i] = sum_t K[t]^T x[2i + t - 1]`` (XLA's SAME padding (1, 1), input
   size even), ``conv_t2(x, W)`` is ``lax.conv_transpose(x, W, (2, 2),
@@ -32,12 +41,13 @@ are fast:
   ~8 ms for the layer above, but took 0.7-1.1 s inside the jitted DCGAN-28
   train step, where XLA picked another kernel for it.)
 
-Everything else (stride 1, other kernels and strides, odd inputs to a
-strided conv) uses XLA's ops unchanged: they are fast here. Earlier versions
-of this module replaced every convolution by matmuls (im2col, phase and
-space-to-depth forms); those were slower than XLA's stride-1 convolutions
-(5x forward for a 3x3 conv 64 -> 64, 27x for 64 -> 3) and multiplied the
-zero taps of assembled 3x3 kernels, so they were removed.
+Other strides and kernel sizes of strided / transposed convolutions, and odd
+inputs to a strided conv, use XLA's ops and gradients unchanged (the models
+have none). Earlier versions of this module replaced every convolution's
+forward pass by matmuls (im2col, phase and space-to-depth forms); those were
+slower than XLA's forward convolutions (5x for a 3x3 conv 64 -> 64, 27x for
+64 -> 3) and multiplied the zero taps of assembled 3x3 kernels, so they were
+removed.
 
 Inside ``lax.scan`` XLA:CPU convolutions are slow (jax-ml/jax#12868), so the
 conv models unroll their loops on the CPU
