@@ -29,6 +29,10 @@ def _lax_conv_t2(x, k):
 
 def _all_grads(op, x, k, r):
   """y, (dx, dk), and the gradients of a penalty on dx and dk."""
+  return jax.jit(lambda x, k, r: _all_grads_impl(op, x, k, r))(x, k, r)
+
+
+def _all_grads_impl(op, x, k, r):
   loss = lambda x, k: jnp.sum(jnp.sin(op(x, k)) * r)
 
   def second(x, k):
@@ -46,8 +50,9 @@ def test_conv_t2_all_orders_match_lax(shape):
                                             2 * shape[2], 4))
   _close(_all_grads(fc.conv_t2, x, k, r), _all_grads(_lax_conv_t2, x, k, r),
          1e-4)
-  check_grads(fc.conv_t2, (x, k), order=2, modes=['rev'], eps=1e-2,
-              atol=2e-2, rtol=2e-2)
+  if shape == (1, 1, 1, 2):  # numerical check (slow): the smallest case
+    check_grads(fc.conv_t2, (x, k), order=2, modes=['rev'], eps=1e-2,
+                atol=2e-2, rtol=2e-2)
 
 
 @pytest.mark.parametrize('shape', [(2, 6, 8, 3), (1, 2, 2, 2), (3, 4, 10, 1)])
@@ -58,8 +63,9 @@ def test_conv_s2_all_orders_match_lax(shape):
                                             shape[2] // 2, 5))
   _close(_all_grads(fc.conv_s2, x, k, r), _all_grads(_lax_conv_s2, x, k, r),
          1e-4)
-  check_grads(fc.conv_s2, (x, k), order=2, modes=['rev'], eps=1e-2,
-              atol=2e-2, rtol=2e-2)
+  if shape == (1, 2, 2, 2):  # numerical check (slow): the smallest case
+    check_grads(fc.conv_s2, (x, k), order=2, modes=['rev'], eps=1e-2,
+                atol=2e-2, rtol=2e-2)
 
 
 @pytest.mark.parametrize('k,padding', [(1, 'SAME'), (3, 'SAME'), (4, 'SAME'),
@@ -73,8 +79,9 @@ def test_conv_s1_all_orders_match_lax(k, padding):
                                                    dimension_numbers=_DN)
   r = jax.random.normal(jax.random.key(2), ref(x, kernel).shape)
   _close(_all_grads(op, x, kernel, r), _all_grads(ref, x, kernel, r), 1e-4)
-  check_grads(op, (x, kernel), order=2, modes=['rev'], eps=1e-2,
-              atol=2e-2, rtol=2e-2)
+  if k == 3:  # numerical check (slow): once per padding
+    check_grads(op, (x, kernel), order=2, modes=['rev'], eps=1e-2,
+                atol=2e-2, rtol=2e-2)
 
 
 def test_conv_s1_asymmetric_padding():
