@@ -485,7 +485,8 @@ class TorchGAN:
   * the JAX step also computes its metrics (gradient, parameter and update
     norms: a few reductions over the parameters); torch computes the losses;
   * layouts and kernels: NHWC, XLA (convolutions with ``fast_conv``'s
-    custom VJPs, or XLA's own gradients; one compiled program) vs NCHW, oneDNN/ATen ops one by one;
+    custom VJPs, or XLA's own gradients; one compiled program) vs NCHW,
+    oneDNN/ATen ops one by one;
     torch's Adam is its default (per-tensor loop on the CPU).
   """
 

@@ -38,8 +38,8 @@ exceed 100%): for a native (transposed) convolution only the kernel taps that
 meet input pixels, while the custom-VJP forms of ``fast_conv`` also count the
 taps that fall on padding (the transposed conv's forward matmul computes
 every tap and drops those off the edge), so the conv table also gives the
-rate at the native flop count. *fwd rel. diff* = max |JAX - PyTorch| / max |JAX| of G(z) and D(x)
-with the same weights (checks that the twins are the same functions).
+rate at the native flop count. *fwd rel. diff* = max |JAX - PyTorch| /
+max |JAX| of G(z) and D(x) with the same weights (checks that the twins are the same functions).
 
 A second table compares ``model.conv_impl`` 'native' and 'fast' (the exact
 custom-VJP forms of ``gan_stability/models/fast_conv.py``) for the DCGAN-28

@@ -49,9 +49,10 @@ slower than XLA's forward convolutions (5x for a 3x3 conv 64 -> 64, 27x for
 64 -> 3) and multiplied the zero taps of assembled 3x3 kernels, so they were
 removed.
 
-Inside ``lax.scan`` XLA:CPU convolutions are slow (jax-ml/jax#12868), so the
-conv models unroll their loops on the CPU
-(:func:`gan_stability.train.step.resolve_loop_impl`).
+XLA:CPU convolutions can be slow inside ``lax.scan`` (jax-ml/jax#12868), so
+the conv models unroll their loops on the CPU by default
+(:func:`gan_stability.train.step.resolve_loop_impl`, which gives the
+measurements).
 """
 
 from __future__ import annotations
@@ -275,12 +276,13 @@ class Conv(_ConvBase):
 
   def _apply(self, x, kernel):
     strides, k = tuple(self.strides), tuple(self.kernel_size)
-    if self._fast() and strides == (1, 1) and self.padding in ('SAME', 'VALID'):
-      pads = (tuple(_same_pads(k[0])), tuple(_same_pads(k[1]))
+    if not self._fast():
+      return _native_conv(x, kernel, strides, self.padding)
+    if strides == (1, 1) and self.padding in ('SAME', 'VALID'):
+      pads = (_same_pads(k[0]), _same_pads(k[1])
               ) if self.padding == 'SAME' else ((0, 0), (0, 0))
       return conv_s1(x, kernel, pads)
-    if (self._fast() and strides == (2, 2) and k == (4, 4)
-        and self.padding == 'SAME' and x.shape[1] % 2 == 0
-        and x.shape[2] % 2 == 0):
+    if (strides == (2, 2) and k == (4, 4) and self.padding == 'SAME'
+        and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0):
       return conv_s2(x, kernel)
     return _native_conv(x, kernel, strides, self.padding)
