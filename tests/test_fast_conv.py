@@ -18,6 +18,13 @@ def _close(a, b, tol=2e-5):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=tol, atol=tol)
 
 
+def _close_to_max(a, b, tol):
+  """max |a - b| <= tol * max |b| per leaf: for float32 sums of many large
+  terms, where small entries carry the absolute error of large ones."""
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    assert float(jnp.max(jnp.abs(x - y))) <= tol * float(jnp.max(jnp.abs(y)))
+
+
 def _lax_conv_s2(x, k):
   return jax.lax.conv_general_dilated(x, k, (2, 2), 'SAME',
                                       dimension_numbers=_DN)
@@ -94,6 +101,107 @@ def test_conv_s1_asymmetric_padding():
                                                    dimension_numbers=_DN)
   r = jax.random.normal(jax.random.key(2), ref(x, kernel).shape)
   _close(_all_grads(op, x, kernel, r), _all_grads(ref, x, kernel, r), 1e-4)
+
+
+@pytest.mark.parametrize('shape', [(2, 5, 6, 3), (1, 1, 1, 2), (3, 8, 9, 4)])
+def test_conv_t2_forward_forms_equal_lax(shape):
+  """Both forward forms of conv_t2 (taps + overlap-add; one sub-pixel
+  conv) equal lax.conv_transpose, whichever the size rule picks."""
+  x = jax.random.normal(jax.random.key(0), shape)
+  k = jax.random.normal(jax.random.key(1), (4, 4, shape[-1], 5))
+  want = _lax_conv_t2(x, k)
+  for form in (fc._t2_taps, fc._t2_phases):  # pylint: disable=protected-access
+    _close(jax.jit(form)(x, k), want, 1e-5)
+
+
+def test_conv_t2_phase_form_all_orders_match_lax():
+  """A shape where conv_t2's forward is the sub-pixel conv (8x8, 16
+  channels out): values and gradients of both orders."""
+  assert fc._t2_by_phases(8, 8, 16)  # pylint: disable=protected-access
+  x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+  k = jax.random.normal(jax.random.key(1), (4, 4, 3, 16))
+  r = jax.random.normal(jax.random.key(2), (2, 16, 16, 16))
+  _close_to_max(_all_grads(fc.conv_t2, x, k, r),
+                _all_grads(_lax_conv_t2, x, k, r), 1e-5)
+
+
+def _kernel_grad(op, x, kernel, dy):
+  """The kernel's VJP of ``op(x, kernel)`` for output cotangent ``dy``."""
+  return jax.vjp(lambda kk: op(x, kk), kernel)[1](dy)[0]
+
+
+def _lax_valid(x, k):
+  return jax.lax.conv_general_dilated(x, k, (1, 1), 'VALID',
+                                      dimension_numbers=_DN)
+
+
+# (weight-gradient function, its modes, the lax op whose kernel VJP it is,
+#  x shape, kernel shape, y shape)
+_WGRADS = [
+    (lambda x, dy, mode: fc.valid_weight_grad(x, dy, 3, 2, mode), ('x', 'dy'),
+     _lax_valid, (2, 6, 5, 3), (3, 2, 3, 4), (2, 4, 4, 4)),
+    (fc.s2_weight_grad, ('patches', 'dy'), _lax_conv_s2, (2, 6, 4, 3),
+     (4, 4, 3, 5), (2, 3, 2, 5)),
+    (fc.t2_weight_grad, ('patches', 'dy'), _lax_conv_t2, (2, 3, 2, 5),
+     (4, 4, 5, 3), (2, 6, 4, 3)),
+]
+
+
+@pytest.mark.parametrize('case', range(len(_WGRADS)))
+def test_weight_gradient_modes_match_lax_with_their_gradients(case):
+  """Every mode of every weight gradient equals the kernel VJP of the lax
+  op, and so do its own gradients in ``x`` and ``dy`` (which the penalties'
+  double gradients take)."""
+  wgrad, modes, lax_op, xs, ks, ys = _WGRADS[case]
+  x = jax.random.normal(jax.random.key(0), xs)
+  dy = jax.random.normal(jax.random.key(1), ys)
+  kernel = jnp.zeros(ks)
+  r = jax.random.normal(jax.random.key(2), ks)
+  ref = lambda x, dy: _kernel_grad(lax_op, x, kernel, dy)
+  outer = lambda f: jax.jit(jax.grad(
+      lambda x, dy: jnp.sum(jnp.sin(f(x, dy)) * r), argnums=(0, 1)))
+  want = (jax.jit(ref)(x, dy), outer(ref)(x, dy))
+  for mode in modes:
+    f = lambda x, dy, mode=mode: wgrad(x, dy, mode)
+    _close((jax.jit(f)(x, dy), outer(f)(x, dy)), want, 1e-4)
+  with pytest.raises(ValueError, match='allowed'):
+    wgrad(x, dy, 'nope')
+
+
+def test_shift_dy_rule_on_the_measured_layers():
+  """``'dy'`` mode for large, channel-asymmetric weight gradients only (the
+  layers whose timings the rule was set from, batch 64)."""
+  s2 = lambda h, c, co: fc._shift_dy(64 * h * h // 4, 64 * (h // 2 + 1) ** 2,  # pylint: disable=protected-access
+                                     4 * c, co)
+  s1 = lambda h, c, co: fc._shift_dy(64 * h * h, 64 * (h + 2) ** 2, c, co)  # pylint: disable=protected-access
+  assert s2(32, 64, 64) and s2(16, 128, 128)
+  assert not s2(8, 256, 256)  # 1,024 rows: the patches' deeper matmul wins
+  assert not s2(14, 64, 128)  # DCGAN-28's 3,136 rows: 4 % slower in the step
+  assert s1(32, 64, 3) and not s1(32, 3, 64) and not s1(32, 64, 64)
+
+
+@pytest.mark.parametrize('op_name', ['s1', 's2', 't2'])
+def test_custom_vjps_in_dy_mode_match_lax(op_name):
+  """Shapes large enough that ``'auto'`` picks the ``'dy'`` weight gradient
+  (4,096 rows, few output channels): values and gradients of both orders."""
+  if op_name == 's1':
+    x, k = jnp.ones((16, 16, 16, 8)), (3, 3, 8, 2)
+    op = lambda x, kk: fc.conv_s1(x, kk, ((1, 1), (1, 1)))
+    ref = lambda x, kk: jax.lax.conv_general_dilated(
+        x, kk, (1, 1), 'SAME', dimension_numbers=_DN)
+    assert fc._shift_dy(4096, 16 * 18 * 18, 8, 2)  # pylint: disable=protected-access
+  elif op_name == 's2':
+    x, k, op, ref = jnp.ones((16, 32, 32, 4)), (4, 4, 4, 4), fc.conv_s2, _lax_conv_s2
+    assert fc._shift_dy(4096, 16 * 17 * 17, 16, 4)  # pylint: disable=protected-access
+  else:
+    x, k, op, ref = jnp.ones((16, 16, 16, 4)), (4, 4, 4, 2), fc.conv_t2, _lax_conv_t2
+    assert fc._shift_dy(4096, 16 * 17 * 17, 8, 4)  # pylint: disable=protected-access
+  x = jax.random.normal(jax.random.key(0), x.shape)
+  kernel = jax.random.normal(jax.random.key(1), k) * 0.2
+  r = jax.random.normal(jax.random.key(2), ref(x, kernel).shape)
+  # float32 sums over 4,096 rows (in float64 they agree to 1e-13)
+  _close_to_max(_all_grads(op, x, kernel, r), _all_grads(ref, x, kernel, r),
+                1e-4)
 
 
 def test_adjoint_kernel_is_the_transpose():

@@ -20,11 +20,13 @@ forward convolutions and matmuls, which are fast:
 
 * ``conv_s1`` (stride 1, any kernel, explicit padding): forward is XLA's
   op; ``dx`` is ``conv_s1`` of ``dy`` with the adjoint kernel; ``dK`` is
-  a matmul per kernel row over shifted patches.
+  :func:`valid_weight_grad` (matmuls over shifted copies of ``x`` or of
+  ``dy``, whichever moves less memory).
 * ``conv_s2`` / ``conv_t2`` (4x4, stride 2, ``'SAME'``): the strided conv's
-  forward is XLA's op; the transposed conv's forward is one matmul plus an
-  overlap-add (XLA's ``lhs_dilation`` op fell to 130-170 ms inside the
-  SN-GAN step).
+  forward is XLA's op; the transposed conv's forward is either one stride-1
+  2x2 conv producing the four output phases (sub-pixel form) or one matmul
+  plus an overlap-add, by size (XLA's ``lhs_dilation`` op fell to
+  130-170 ms inside the SN-GAN step).
 * Notation (one spatial axis; the other is the same): ``conv_s2(x, K)`` is
   ``y[i] = sum_t K[t]^T x[2i + t - 1]`` (XLA's SAME padding (1, 1), input
   size even), ``conv_t2(x, W)`` is ``lax.conv_transpose(x, W, (2, 2),
@@ -34,12 +36,16 @@ forward convolutions and matmuls, which are fast:
   with ``adj(K)[t, s] = K[3 - t, 3 - s]^T`` (flip the taps, swap in / out).
   Each VJP calls the other custom-VJP function, so the gradients of any
   order stay on these paths.
-* Weight gradients are one matrix multiplication with the 16 strided
-  patches (``_s2_patches``: ``P[i, t] = z_pad[2i + t]``):
-  ``dK[t, s] = P(x)[t, s]^T dy`` and ``dW[t, s] = x^T P(dy)[3 - t, 3 - s]``.
-  (XLA's own weight gradient of the strided conv is fast in isolation,
-  ~8 ms for the layer above, but took 0.7-1.1 s inside the jitted DCGAN-28
-  train step, where XLA picked another kernel for it.)
+* Weight gradients: ``dK[t, s] = P(x)[t, s]^T dy`` and ``dW[t, s] = x^T
+  P(dy)[3 - t, 3 - s]`` with the 16 strided patches (``_s2_patches``:
+  ``P[i, t] = z_pad[2i + t]``), one matmul; for large layers the same sums
+  as a 2x2 stride-1 weight gradient on the space-to-depth input
+  (:func:`s2_weight_grad`, :func:`t2_weight_grad`). (XLA's own weight
+  gradient of the strided conv is fast in isolation, ~8 ms for the layer
+  above, but took 0.7-1.1 s inside the jitted DCGAN-28 train step, where
+  XLA picked another kernel for it.)
+* Every weight gradient is a contraction over batch x pixels rows; it is
+  computed in the orientation XLA:CPU runs 2-4x faster (:func:`_rows_dot`).
 
 Other strides and kernel sizes of strided / transposed convolutions, and odd
 inputs to a strided conv, use XLA's ops and gradients unchanged (the models
@@ -87,21 +93,85 @@ def _same_pads(k: int) -> tuple[int, int]:
   return (k - 1) // 2, k - 1 - (k - 1) // 2
 
 
-def _s1_weight_grad(x, dy, kernel_shape, padding):
-  """``dK[p, q] = sum_(b, i, j) x_pad[b, i + p, j + q]^T dy[b, i, j]`` for a
-  stride-1 conv: one matmul per kernel row ``p`` over the ``kw`` column
-  shifts concatenated (measured faster here than one im2col matmul or one
-  matmul per tap)."""
-  kh, kw, ci, co = kernel_shape
-  xp = jnp.pad(x, ((0, 0),) + tuple(padding) + ((0, 0),))
-  _, oh, ow, _ = dy.shape
+def _rows_dot(a: jax.Array, b: jax.Array) -> jax.Array:
+  """``a^T b`` for ``a`` ``[M, K1]`` and ``b`` ``[M, K2]`` (a weight gradient:
+  a contraction over the ``M`` = batch x pixels rows).
+
+  XLA:CPU runs this contraction several times faster when the output has
+  fewer rows than columns (measured on one core, jax 0.10.2: ``M`` = 16384,
+  ``K1`` = 1024, ``K2`` = 64 takes 79 ms as ``a^T b`` but 19 ms as
+  ``(b^T a)^T``; 3136 x 1024 x 128: 12.3 vs 6.0 ms). It rewrites either
+  form into the other, so for ``K1 > K2`` the product ``b^T a`` is computed
+  behind an ``optimization_barrier`` and then transposed (a small copy).
+  """
+  if a.shape[1] <= b.shape[1]:
+    return jnp.dot(a.T, b)
+  return jax.lax.optimization_barrier(jnp.dot(b.T, a)).T
+
+
+def _shift_dy(rows: int, padded_rows: int, ci: int, co: int) -> bool:
+  """Whether :func:`valid_weight_grad` should replicate ``dy`` (``'dy'``
+  mode) rather than ``x`` (``'x'`` mode).
+
+  Replicating the operand with fewer channels moves less memory, which
+  dominates at large ``rows`` (this CPU copies ~5 GB/s): e.g. on one core,
+  the 4x4 stride-2 conv 64 -> 64 at 32x32 (batch 64) takes 48 instead of
+  93 ms; a 3x3 conv 64 -> 3 at 32x32, 22 instead of 138 ms. With few rows
+  the ``'x'`` mode's narrower, deeper matmul is faster (a 4x4 stride-2 conv
+  256 -> 256 at 8x8: 18 vs 27 ms; DCGAN-28's 64 -> 128 at 14x14, 3,136
+  rows, is 4 % slower in the whole step with ``'dy'``), so ``'dy'`` needs
+  at least 4,096 rows and 1.25x less memory.
+  """
+  return rows >= 4096 and 1.25 * padded_rows * co <= rows * ci
+
+
+def valid_weight_grad(xp: jax.Array, dy: jax.Array, kh: int, kw: int,
+                      mode: str = 'auto') -> jax.Array:
+  """``dK[p, q] = sum_(b, i, j) xp[b, i + p, j + q]^T dy[b, i, j]``: the
+  kernel gradient of a stride-1 ``'VALID'`` conv of ``xp`` (``[B, oh + kh -
+  1, ow + kw - 1, ci]``) whose output gradient is ``dy`` (``[B, oh, ow,
+  co]``); returns ``[kh, kw, ci, co]``.
+
+  ``mode='x'``: one matmul per kernel row ``p``, over the ``kw`` column
+  shifts of ``xp`` concatenated (``[B oh ow, kw ci]``). ``mode='dy'``: with
+  ``u = i + p``, ``dK[p, q] = sum_(b, u, v) xp[b, u, v]^T dy_pq[b, u, v]``
+  where ``dy_pq`` is ``dy`` zero-padded by ``(p, kh - 1 - p)`` rows and ``(q,
+  kw - 1 - q)`` columns, so one matmul of ``xp`` with the ``kh kw`` shifted
+  copies of ``dy`` (``[B H W, kh kw co]``) gives every tap. ``'auto'``
+  chooses by :func:`_shift_dy`.
+  """
+  b, oh, ow, co = dy.shape
+  ci = xp.shape[-1]
+  hp, wp = xp.shape[1:3]
+  if mode == 'auto':
+    mode = 'dy' if _shift_dy(b * oh * ow, b * hp * wp, ci, co) else 'x'
+  if mode == 'dy':
+    shifted = jnp.concatenate(
+        [jnp.pad(dy, ((0, 0), (p, kh - 1 - p), (q, kw - 1 - q), (0, 0)))
+         for p in range(kh) for q in range(kw)], axis=-1)
+    k = _rows_dot(xp.reshape(-1, ci), shifted.reshape(-1, kh * kw * co))
+    return k.reshape(ci, kh, kw, co).transpose(1, 2, 0, 3)
+  if mode != 'x':
+    raise ValueError(f"mode: {mode!r}; allowed: ['auto', 'x', 'dy']")
   d = dy.reshape(-1, co)
   rows = []
   for p in range(kh):
     cols = jnp.concatenate([xp[:, p:p + oh, q:q + ow] for q in range(kw)],
                            axis=-1)
-    rows.append(jnp.dot(cols.reshape(-1, kw * ci).T, d).reshape(kw, ci, co))
+    rows.append(_rows_dot(cols.reshape(-1, kw * ci), d).reshape(kw, ci, co))
   return jnp.stack(rows)
+
+
+def _space_to_depth(x: jax.Array) -> jax.Array:
+  """``[B, 2h, 2w, C] -> [B, h, w, 4C]``: ``out[b, i, j, (2a + c) C + k] =
+  x[b, 2i + a, 2j + c, k]``."""
+  b, h, w, c = x.shape
+  x = x.reshape(b, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, h // 2, w // 2, 4 * c)
+
+
+def _pad1(x: jax.Array) -> jax.Array:
+  return jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -110,7 +180,7 @@ def conv_s1(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
   HWIO; ``padding`` = ``((low, high), (low, high))`` with each at most
   ``k - 1``), with a custom VJP: ``dx`` is ``conv_s1`` of ``dy`` with
   ``adj(K)`` and padding ``(k - 1 - low, k - 1 - high)``; ``dK`` is
-  :func:`_s1_weight_grad`."""
+  :func:`valid_weight_grad` of ``x`` padded."""
   return _native_conv(x, kernel, (1, 1), padding)
 
 
@@ -124,7 +194,8 @@ def _conv_s1_bwd(padding, res, dy):
   (t, b), (l, r) = padding
   dx = conv_s1(dy, _adjoint_kernel(kernel),
                ((kh - 1 - t, kh - 1 - b), (kw - 1 - l, kw - 1 - r)))
-  return dx, _s1_weight_grad(x, dy, kernel.shape, padding)
+  xp = jnp.pad(x, ((0, 0),) + tuple(padding) + ((0, 0),))
+  return dx, valid_weight_grad(xp, dy, kh, kw)
 
 
 conv_s1.defvjp(_conv_s1_fwd, _conv_s1_bwd)
@@ -142,6 +213,63 @@ def _s2_patches(x: jax.Array) -> jax.Array:
   return cols.reshape(b * oh * ow, 16 * c)
 
 
+def s2_weight_grad(x: jax.Array, dy: jax.Array, mode: str = 'auto'
+                   ) -> jax.Array:
+  """Kernel gradient of ``conv_s2(x, K)`` for output gradient ``dy``:
+  ``dK[t, s] = P(x)[t, s]^T dy`` (``[4, 4, C, C_out]``).
+
+  ``mode='patches'``: one matmul with the 16 strided patches
+  (:func:`_s2_patches`, ``[B oh ow, 16 C]``). ``mode='dy'``: the same sum as
+  the gradient of a 2x2 stride-1 conv on the space-to-depth input (tap
+  ``t = 2p + a``: ``x_pad[2i + t] = s2d(x_pad)[i + p]`` at phase ``a``), by
+  :func:`valid_weight_grad` in its ``'dy'`` mode, which replicates ``dy``
+  (4 copies) instead of ``x`` (16). ``'auto'`` chooses by :func:`_shift_dy`.
+  """
+  b, h, w, c = x.shape
+  co = dy.shape[-1]
+  oh, ow = h // 2, w // 2
+  if mode == 'auto':
+    mode = ('dy' if _shift_dy(b * oh * ow, b * (oh + 1) * (ow + 1), 4 * c, co)
+            else 'patches')
+  if mode == 'patches':
+    dk = _rows_dot(_s2_patches(x), dy.reshape(-1, co))
+    return dk.reshape(4, 4, c, co)
+  if mode != 'dy':
+    raise ValueError(f"mode: {mode!r}; allowed: ['auto', 'patches', 'dy']")
+  k = valid_weight_grad(_space_to_depth(_pad1(x)), dy, 2, 2, 'dy')
+  # [p, q, (a, b, c), co] -> [2p + a, 2q + b, c, co]
+  k = k.reshape(2, 2, 2, 2, c, co).transpose(0, 2, 1, 3, 4, 5)
+  return k.reshape(4, 4, c, co)
+
+
+def t2_weight_grad(x: jax.Array, dy: jax.Array, mode: str = 'auto'
+                   ) -> jax.Array:
+  """Kernel gradient of ``conv_t2(x, W)`` for output gradient ``dy``:
+  ``dW[t, s] = x^T P(dy)[3 - t, 3 - s]`` (``[4, 4, C_in, C_out]``).
+
+  ``mode='patches'``: one matmul with the patches of ``dy``. ``mode='dy'``
+  (named for :func:`valid_weight_grad`'s mode; here it replicates ``x``):
+  with ``t' = 3 - t = 2p + a``, ``dW[t] = sum_i x[i]^T s2d(dy_pad)[i + p]``
+  at phase ``a``: the 2x2 stride-1 kernel gradient with ``s2d(dy_pad)`` as
+  the input and ``x`` as the output gradient. ``'auto'`` chooses by
+  :func:`_shift_dy` (for that 2x2 gradient).
+  """
+  b, h, w, ci = x.shape
+  co = dy.shape[-1]
+  if mode == 'auto':
+    mode = ('dy' if _shift_dy(b * h * w, b * (h + 1) * (w + 1), 4 * co, ci)
+            else 'patches')
+  if mode == 'patches':
+    dw = _rows_dot(x.reshape(-1, ci), _s2_patches(dy))  # [ci, (t', s', co)]
+    return dw.reshape(ci, 4, 4, co)[:, ::-1, ::-1].transpose(1, 2, 0, 3)
+  if mode != 'dy':
+    raise ValueError(f"mode: {mode!r}; allowed: ['auto', 'patches', 'dy']")
+  k = valid_weight_grad(_space_to_depth(_pad1(dy)), x, 2, 2, 'dy')
+  # [p, q, (a, b, co), ci] -> [t' = 2p + a, s' = 2q + b, ci, co], flipped
+  k = k.reshape(2, 2, 2, 2, co, ci).transpose(0, 2, 1, 3, 5, 4)
+  return k.reshape(4, 4, ci, co)[::-1, ::-1]
+
+
 @jax.custom_vjp
 def conv_s2(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """``lax.conv(x, kernel, (2, 2), 'SAME')`` for a 4x4 kernel and even
@@ -156,31 +284,65 @@ def _conv_s2_fwd(x, kernel):
 def _conv_s2_bwd(res, dy):
   x, kernel = res
   dx = conv_t2(dy, _adjoint_kernel(kernel))
-  co = dy.shape[-1]
-  dk = jnp.dot(_s2_patches(x).T, dy.reshape(-1, co))
-  return dx, dk.reshape(kernel.shape)
+  return dx, s2_weight_grad(x, dy)
 
 
 conv_s2.defvjp(_conv_s2_fwd, _conv_s2_bwd)
 
 
+def _t2_by_phases(h: int, w: int, co: int) -> bool:
+  """Whether :func:`conv_t2`'s forward uses :func:`_t2_phases` (else
+  :func:`_t2_taps`). Measured on one core (batch 64): 16x16 128 -> 64 takes
+  39 instead of 99 ms, 8x8 256 -> 128 38 instead of 58 ms; at 4x4 and 7x7
+  (where the 2x2 conv's (h + 1)(w + 1) outputs waste up to 56 %) and for
+  a few output channels the taps' matmul is as fast or faster (7x7 128 ->
+  64: 8.7 vs 7.8 ms; 14x14 64 -> 1: 1.9 vs 0.5 ms)."""
+  return h * w >= 64 and co >= 16
+
+
 @jax.custom_vjp
 def conv_t2(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """``lax.conv_transpose(x, kernel, (2, 2), 'SAME')`` for a 4x4 kernel
-  (NHWC, HWIO), with the fast VJP of the module docstring.
+  (NHWC, HWIO), with the fast VJP of the module docstring. The forward
+  pass is :func:`_t2_phases` or :func:`_t2_taps` (:func:`_t2_by_phases`);
+  XLA's own op (an ``lhs_dilation`` convolution) took 6 ms at 7x7 -> 14x14
+  alone but 130-170 ms for 16x16 -> 32x32 (64 channels) inside the SN-GAN
+  train step."""
+  _, h, w, _ = x.shape
+  if _t2_by_phases(h, w, kernel.shape[-1]):
+    return _t2_phases(x, kernel)
+  return _t2_taps(x, kernel)
 
-  The forward pass is one matmul and an overlap-add: ``P = x @ W'`` holds
+
+def _t2_taps(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """:func:`conv_t2` as one matmul and an overlap-add: ``P = x @ W'`` holds
   every tap's contribution ``W[3 - t, 3 - s]^T x[j]`` (``[B, H, W, 16,
   C_out]``) and tap ``t`` of input row ``j`` lands on output row
-  ``2j + t - 1`` (:func:`_overlap_add`). XLA's own op (an ``lhs_dilation``
-  convolution) took 6 ms at 7x7 -> 14x14 alone but 130-170 ms for
-  16x16 -> 32x32 (64 channels) inside the SN-GAN train step.
-  """
+  ``2j + t - 1`` (:func:`_overlap_add`)."""
   b, h, w, ci = x.shape
   co = kernel.shape[-1]
   kf = kernel[::-1, ::-1].transpose(2, 0, 1, 3).reshape(ci, 16 * co)
   taps = jnp.dot(x.reshape(b * h * w, ci), kf)
   return _overlap_add(taps.reshape(b, h, w, 4, 4, co))
+
+
+def _t2_phases(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """:func:`conv_t2` as one stride-1 conv (sub-pixel form): output row
+  ``2r + a`` is ``W[a]^T x[r - 1 + a] + W[2 + a]^T x[r + a]`` after the
+  index shift below (one spatial axis), i.e. a 2x2 ``'VALID'`` conv of
+  ``x`` padded by one, ``y[u] = K[0]^T x_pad[u] + K[1]^T x_pad[u + 1]``,
+  with kernel ``K[p, a] = W[2p + a]`` for phase ``a``, read at ``u = r + a``.
+  All four phases are one conv with ``4 C_out`` output channels on the
+  ``(H + 1) x (W + 1)`` grid; a depth-to-space interleaves them."""
+  b, h, w, ci = x.shape
+  co = kernel.shape[-1]
+  # [2p + a, 2q + c, ci, co] -> [p, q, ci, (a, c, co)]
+  k = kernel.reshape(2, 2, 2, 2, ci, co).transpose(0, 2, 4, 1, 3, 5)
+  y = _native_conv(_pad1(x), k.reshape(2, 2, ci, 4 * co), (1, 1), 'VALID')
+  y = y.reshape(b, h + 1, w + 1, 2, 2, co)
+  rows = [jnp.stack([y[:, a:a + h, c:c + w, a, c] for c in range(2)], axis=3)
+          for a in range(2)]  # [B, h, w, 2 (c), co] for each a
+  return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, co)
 
 
 def _overlap_add(p: jax.Array) -> jax.Array:
@@ -206,10 +368,7 @@ def _conv_t2_fwd(x, kernel):
 def _conv_t2_bwd(res, dy):
   x, kernel = res
   dx = conv_s2(dy, _adjoint_kernel(kernel))
-  ci, co = kernel.shape[2:]
-  dw = jnp.dot(x.reshape(-1, ci).T, _s2_patches(dy))  # [ci, (t', s', co)]
-  dw = dw.reshape(ci, 4, 4, co)[:, ::-1, ::-1].transpose(1, 2, 0, 3)
-  return dx, dw
+  return dx, t2_weight_grad(x, dy)
 
 
 conv_t2.defvjp(_conv_t2_fwd, _conv_t2_bwd)
