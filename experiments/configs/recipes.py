@@ -77,8 +77,9 @@ def set_training_fields(c, *, batch_size: int, num_steps: int,
   c.num_steps = num_steps     # generator updates
   c.steps_per_dispatch = steps_per_dispatch  # train steps per compiled call
   # How the n_critic and steps_per_dispatch loops are compiled: scan (one
-  # while loop) | unroll (straight-line code) | auto (unroll conv models on
-  # the CPU, where XLA runs convolutions in a loop body far slower).
+  # while loop) | unroll (straight-line code) | auto (unroll only conv models
+  # with XLA's own conv gradients on the CPU, which XLA runs far slower in a
+  # loop body; see gan_stability/train/step.py).
   c.loop_impl = 'auto'
   c.log_every = log_every
   c.eval_every = eval_every

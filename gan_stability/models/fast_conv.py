@@ -55,8 +55,9 @@ slower than XLA's forward convolutions (5x for a 3x3 conv 64 -> 64, 27x for
 64 -> 3) and multiplied the zero taps of assembled 3x3 kernels, so they were
 removed.
 
-XLA:CPU convolutions can be slow inside ``lax.scan`` (jax-ml/jax#12868), so
-the conv models unroll their loops on the CPU by default
+XLA:CPU's own convolution gradients are slow inside ``lax.scan``
+(jax-ml/jax#12868); with these custom VJPs scanned loops are as fast, so
+the train loops scan unless ``conv_impl`` is ``'native'`` on the CPU
 (:func:`gan_stability.train.step.resolve_loop_impl`, which gives the
 measurements).
 """

@@ -48,24 +48,28 @@ def resolve_loop_impl(config) -> bool:
 
   ``config.loop_impl``: ``'scan'`` compiles each loop as one ``lax.scan``
   (a while loop: compile time independent of the trip count); ``'unroll'``
-  emits straight-line code; ``'auto'`` unrolls the conv models on the CPU
-  backend and scans otherwise (the MLPs everywhere, every model on
-  accelerators). Reason: XLA:CPU compiles convolutions inside a while-loop
-  body to a much slower kernel (jax-ml/jax#12868). Measured on the 2-core
-  CPU (jax 0.10.2, DCGAN-28 at width 64, batch 64): the gradient of the
-  WGAN-GP loss takes 0.19 s per iteration unrolled but 0.54 s inside a
-  scan with XLA's own gradients. With ``model.conv_impl='fast'`` (XLA's
-  forward convolutions, :mod:`gan_stability.models.fast_conv`'s custom
-  VJPs) scanned and unrolled steps measured the same within 8 % (DCGAN-28
-  WGAN-GP 266 vs 282 ms, std-CNN SN-GAN 3,050 vs 3,004 ms), so unrolling is
-  kept as the safe choice for every conv model; ``'scan'`` compiles faster.
+  emits straight-line code; ``'auto'`` unrolls only conv models whose
+  convolutions use XLA's own gradients (``model.conv_impl`` resolving to
+  ``'native'``) on the CPU backend, and scans otherwise. Reason: XLA:CPU
+  compiles convolutions inside a while-loop body to a much slower kernel
+  (jax-ml/jax#12868): measured on the 2-core CPU (jax 0.10.2, DCGAN-28 at
+  width 64, batch 64), the gradient of the WGAN-GP loss takes 0.19 s per
+  iteration unrolled but 0.54 s inside a scan with XLA's own gradients.
+  With :mod:`gan_stability.models.fast_conv` (XLA's forward convolutions,
+  custom VJPs) scanning is as fast or faster and compiles faster
+  (measured on one core, median of 3-5 steps: DCGAN-28 WGAN-GP 619-627 ms
+  scanned vs 648-664 ms unrolled; std-CNN SN-GAN 6.43 s vs 6.74 s).
   """
   impl = config.get('loop_impl', 'auto')
   if impl not in ('auto', 'scan', 'unroll'):
     raise ValueError(f"config.loop_impl: {impl!r}; allowed: "
                      "['auto', 'scan', 'unroll']")
   if impl == 'auto':
-    return config.model.name != 'mlp' and jax.default_backend() == 'cpu'
+    if config.model.name == 'mlp' or jax.default_backend() != 'cpu':
+      return False
+    from gan_stability.models import fast_conv  # pylint: disable=g-import-not-at-top
+    return fast_conv.resolve_impl(
+        config.model.get('conv_impl', 'auto')) == 'native'
   return impl == 'unroll'
 
 
