@@ -26,7 +26,9 @@ setuptools.setup(
         'tensorboardX>=2.6.2',  # TensorBoard event files without TensorFlow
     ],
     extras_require={
-        # scikit-image: the independent SSIM/PSNR reference in the tests.
-        'test': ['pytest>=8.0', 'pytest-timeout>=2.3', 'scikit-image>=0.22'],
+        # scikit-image: the independent SSIM/PSNR reference in the tests;
+        # pytest-xdist: the README's test command runs two test processes.
+        'test': ['pytest>=8.0', 'pytest-timeout>=2.3', 'pytest-xdist>=3.5',
+                 'scikit-image>=0.22'],
     },
 )

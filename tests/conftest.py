@@ -8,17 +8,24 @@ import subprocess
 import sys
 import tempfile
 
+import jax
 import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# One persistent XLA compilation cache for the subprocesses of this test
-# session: the kill-and-resume tests start the same program many times, and
-# each start would otherwise recompile it. (A cached executable is the same
-# program, so bitwise comparisons are unaffected.)
+# One persistent XLA compilation cache for this test session, fresh and
+# temporary (nothing outside the session is read or kept): the test process
+# uses it, and so do its subprocesses (see subprocess_env). The kill-and-resume
+# tests start the same program many times, and many tests build the same train
+# steps again (other seeds, resumed runs, the same config in another test);
+# each would otherwise recompile it. (A cached executable is the same program,
+# so bitwise comparisons are unaffected.)
 JAX_CACHE = tempfile.mkdtemp(prefix='gan_stability_test_jax_cache_')
 atexit.register(shutil.rmtree, JAX_CACHE, ignore_errors=True)
+jax.config.update('jax_compilation_cache_dir', JAX_CACHE)
+jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
+jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
 
 
 def subprocess_env(devices: int = 1) -> dict:
