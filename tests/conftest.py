@@ -14,9 +14,10 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# One persistent XLA compilation cache for this test session, fresh and
-# temporary (nothing outside the session is read or kept): the test process
-# uses it, and so do its subprocesses (see subprocess_env). The kill-and-resume
+# One persistent XLA compilation cache per test process (each pytest-xdist
+# worker makes its own), fresh and temporary (nothing outside the session is
+# read or kept): the test process uses it, and so do its subprocesses (see
+# subprocess_env). The kill-and-resume
 # tests start the same program many times, and many tests build the same train
 # steps again (other seeds, resumed runs, the same config in another test);
 # each would otherwise recompile it. (A cached executable is the same program,
