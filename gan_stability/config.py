@@ -42,6 +42,19 @@ def _choice(*choices):
   return Field(str, None, '', tuple(choices))
 
 
+def _ynn_ok(v) -> bool:
+  from gan_stability.train import compile_options  # pylint: disable=g-import-not-at-top
+  try:
+    compile_options.parse(v)
+  except ValueError:
+    return False
+  return True
+
+
+_ynn_expect = ("'auto', 'xla', 'none' or a comma-separated subset of "
+               "['dot', 'individual_dot', 'individual_convolution', 'eltwise', "
+               "'reduce']")
+
 _POS = (lambda v: v > 0, '> 0')
 _NONNEG = (lambda v: v >= 0, '>= 0')
 _UNIT = (lambda v: 0 <= v < 1, 'in [0, 1)')
@@ -85,6 +98,8 @@ COMMON: dict[str, Field] = {
     'num_steps': _int(*_POS),
     'steps_per_dispatch': _int(*_POS),
     'loop_impl': _choice('auto', 'scan', 'unroll'),
+    # Which XLA:CPU kinds of ops YNNPACK runs (gan_stability/train/compile_options.py).
+    'cpu_ynn_fusions': Field(str, _ynn_ok, _ynn_expect),
     'log_every': _int(*_POS),
     'eval_every': _int(*_POS),
     'eval_samples': _int(*_POS),
@@ -106,7 +121,7 @@ _IMAGE_MODEL = {
     'model.d_width': _int(*_POS),
     'model.g_norm': _choice('batch', 'none'),
     'model.d_norm': _choice('none', 'batch', 'layer'),
-    'model.conv_impl': _choice('auto', 'native', 'fast'),
+    'model.conv_impl': _choice('auto', 'native', 'fast', 'fast_matmul'),
     # 0: unconditional; > 0: class-conditional G and projection D.
     'model.num_classes': _int(*_NONNEG),
 }
@@ -173,7 +188,7 @@ VAE_FIELDS: dict[str, Field] = {
         'optimizer.lr_schedule', 'batch_size', 'num_steps',
         'steps_per_dispatch', 'log_every', 'eval_every', 'eval_samples',
         'checkpoint_every', 'keep_checkpoints', 'num_devices',
-        'write_tensorboard', 'write_samples')},
+        'write_tensorboard', 'write_samples', 'cpu_ynn_fusions')},
 }
 
 
@@ -216,6 +231,7 @@ ADDED_FIELDS = {
     'model.g_norm': 'none',  # the MLP generator (added for the PacGAN architecture)
     'model.d_maxout': 1,
     'model.num_classes': 0,  # image models (added for conditional GANs)
+    'cpu_ynn_fusions': 'xla',  # XLA's default libraries (before the field)
 }
 
 
@@ -238,7 +254,7 @@ def upgrade(old: dict) -> dict:
 RESUMABLE_CHANGES = frozenset({
     'num_steps', 'log_every', 'eval_every', 'eval_samples', 'checkpoint_every',
     'keep_checkpoints', 'write_tensorboard', 'write_samples', 'num_devices',
-    'steps_per_dispatch', 'loop_impl', 'alarm_grad_factor',
+    'steps_per_dispatch', 'loop_impl', 'cpu_ynn_fusions', 'alarm_grad_factor',
     'alarm_collapse_ratio', 'log_sigmas', 'eval.metrics', 'eval.features',
     'eval.classifier_path', 'eval.inception_path', 'eval.num_real',
     'eval.cache_dir', 'on_divergence', 'max_rollbacks',

@@ -81,3 +81,13 @@ def test_without_torch(tmp_path):
   report = out.read_text()
   assert 'torch not available' in report
   _check(_rows(report), ('mog_vanilla',), with_torch=False)
+  # mog_vanilla is one of YNN_CASES: the table of XLA's default vs 'auto'.
+  section = report.split('## cpu_ynn_fusions', 1)[1].split('\n\n')[1]
+  cells = [[c.strip() for c in line.strip('|').split('|')]
+           for line in section.splitlines()[2:]]
+  assert [(c[0], c[1]) for c in cells] == [('mog_vanilla', 'xla'),
+                                           ('mog_vanilla', 'auto')]
+  assert _number(cells[0][3].rstrip('x')) == 1.0
+  main_ms = _number(_rows(report)['mog_vanilla'][6])
+  assert _number(cells[1][2]) == main_ms  # the main table's row, reused
+  assert _number(cells[1][3].rstrip('x')) > 0

@@ -49,54 +49,69 @@ def _all_grads_impl(op, x, k, r):
           jax.grad(second, argnums=(0, 1))(x, k))
 
 
-@pytest.mark.parametrize('shape', [(2, 5, 6, 3), (1, 1, 1, 2), (3, 4, 3, 1)])
-def test_conv_t2_all_orders_match_lax(shape):
+WGRADS = ('conv', 'matmul')
+
+
+def _with_matmul(cases):
+  """Every case with ``wgrad='conv'`` (the default), the first with
+  ``'matmul'`` too (the older forms; the weight-gradient test below covers
+  each of their modes)."""
+  return [(c, 'conv') for c in cases] + [(cases[0], 'matmul')]
+
+
+@pytest.mark.parametrize('shape,wgrad', _with_matmul(
+    [(2, 5, 6, 3), (1, 1, 1, 2), (3, 4, 3, 1)]))
+def test_conv_t2_all_orders_match_lax(shape, wgrad):
   x = jax.random.normal(jax.random.key(0), shape)
   k = jax.random.normal(jax.random.key(1), (4, 4, shape[-1], 4))
   r = jax.random.normal(jax.random.key(2), (shape[0], 2 * shape[1],
                                             2 * shape[2], 4))
-  _close(_all_grads(fc.conv_t2, x, k, r), _all_grads(_lax_conv_t2, x, k, r),
-         1e-4)
+  op = lambda x, k: fc.conv_t2(x, k, wgrad)
+  _close(_all_grads(op, x, k, r), _all_grads(_lax_conv_t2, x, k, r), 1e-4)
   if shape == (1, 1, 1, 2):  # numerical check (slow): the smallest case
-    check_grads(fc.conv_t2, (x, k), order=2, modes=['rev'], eps=1e-2,
+    check_grads(op, (x, k), order=2, modes=['rev'], eps=1e-2,
                 atol=2e-2, rtol=2e-2)
 
 
-@pytest.mark.parametrize('shape', [(2, 6, 8, 3), (1, 2, 2, 2), (3, 4, 10, 1)])
-def test_conv_s2_all_orders_match_lax(shape):
+@pytest.mark.parametrize('shape,wgrad', _with_matmul(
+    [(2, 6, 8, 3), (1, 2, 2, 2), (3, 4, 10, 1)]))
+def test_conv_s2_all_orders_match_lax(shape, wgrad):
   x = jax.random.normal(jax.random.key(0), shape)
   k = jax.random.normal(jax.random.key(1), (4, 4, shape[-1], 5))
   r = jax.random.normal(jax.random.key(2), (shape[0], shape[1] // 2,
                                             shape[2] // 2, 5))
-  _close(_all_grads(fc.conv_s2, x, k, r), _all_grads(_lax_conv_s2, x, k, r),
-         1e-4)
+  op = lambda x, k: fc.conv_s2(x, k, wgrad)
+  _close(_all_grads(op, x, k, r), _all_grads(_lax_conv_s2, x, k, r), 1e-4)
   if shape == (1, 2, 2, 2):  # numerical check (slow): the smallest case
-    check_grads(fc.conv_s2, (x, k), order=2, modes=['rev'], eps=1e-2,
+    check_grads(op, (x, k), order=2, modes=['rev'], eps=1e-2,
                 atol=2e-2, rtol=2e-2)
 
 
-@pytest.mark.parametrize('k,padding', [(1, 'SAME'), (3, 'SAME'), (4, 'SAME'),
-                                       (5, 'SAME'), (3, 'VALID'), (2, 'VALID')])
-def test_conv_s1_all_orders_match_lax(k, padding):
+@pytest.mark.parametrize('kp,wgrad', _with_matmul(
+    [(3, 'SAME'), (1, 'SAME'), (4, 'SAME'), (5, 'SAME'), (3, 'VALID'),
+     (2, 'VALID')]))
+def test_conv_s1_all_orders_match_lax(kp, wgrad):
+  k, padding = kp
   x = jax.random.normal(jax.random.key(0), (2, 7, 6, 3))
   kernel = jax.random.normal(jax.random.key(1), (k, k, 3, 4))
   pads = {'SAME': ((k - 1) // 2, k - 1 - (k - 1) // 2), 'VALID': (0, 0)}[padding]
-  op = lambda x, kk: fc.conv_s1(x, kk, (pads, pads))
+  op = lambda x, kk: fc.conv_s1(x, kk, (pads, pads), wgrad)
   ref = lambda x, kk: jax.lax.conv_general_dilated(x, kk, (1, 1), padding,
                                                    dimension_numbers=_DN)
   r = jax.random.normal(jax.random.key(2), ref(x, kernel).shape)
   _close(_all_grads(op, x, kernel, r), _all_grads(ref, x, kernel, r), 1e-4)
-  if k == 3:  # numerical check (slow): once per padding
+  if k == 3 and wgrad == 'conv':  # numerical check (slow): once per padding
     check_grads(op, (x, kernel), order=2, modes=['rev'], eps=1e-2,
                 atol=2e-2, rtol=2e-2)
 
 
-def test_conv_s1_asymmetric_padding():
+@pytest.mark.parametrize('wgrad', WGRADS)
+def test_conv_s1_asymmetric_padding(wgrad):
   """Even kernels pad (low, high) unequally: the adjoint swaps them."""
   x = jax.random.normal(jax.random.key(0), (1, 5, 6, 2))
   kernel = jax.random.normal(jax.random.key(1), (2, 3, 2, 3))
   pads = ((0, 1), (2, 0))
-  op = lambda x, kk: fc.conv_s1(x, kk, pads)
+  op = lambda x, kk: fc.conv_s1(x, kk, pads, wgrad)
   ref = lambda x, kk: jax.lax.conv_general_dilated(x, kk, (1, 1), pads,
                                                    dimension_numbers=_DN)
   r = jax.random.normal(jax.random.key(2), ref(x, kernel).shape)
@@ -144,6 +159,14 @@ _WGRADS = [
      (4, 4, 3, 5), (2, 3, 2, 5)),
     (fc.t2_weight_grad, ('patches', 'dy'), _lax_conv_t2, (2, 3, 2, 5),
      (4, 4, 5, 3), (2, 6, 4, 3)),
+    # the canonical-convolution forms (one 'mode' each)
+    (lambda x, dy, mode: fc.s1_conv_weight_grad(
+        x, dy, {'same': ((1, 1), (0, 1)), 'valid': ((0, 0), (0, 0))}[mode]),
+     ('same', 'valid'), None, (2, 6, 5, 3), (3, 2, 3, 4), None),
+    (lambda x, dy, mode: fc.s2_conv_weight_grad(x, dy), ('-',), _lax_conv_s2,
+     (2, 6, 4, 3), (4, 4, 3, 5), (2, 3, 2, 5)),
+    (lambda x, dy, mode: fc.t2_conv_weight_grad(x, dy), ('-',), _lax_conv_t2,
+     (2, 3, 2, 5), (4, 4, 5, 3), (2, 6, 4, 3)),
 ]
 
 
@@ -154,18 +177,25 @@ def test_weight_gradient_modes_match_lax_with_their_gradients(case):
   double gradients take)."""
   wgrad, modes, lax_op, xs, ks, ys = _WGRADS[case]
   x = jax.random.normal(jax.random.key(0), xs)
-  dy = jax.random.normal(jax.random.key(1), ys)
   kernel = jnp.zeros(ks)
   r = jax.random.normal(jax.random.key(2), ks)
-  ref = lambda x, dy: _kernel_grad(lax_op, x, kernel, dy)
   outer = lambda f: jax.jit(jax.grad(
       lambda x, dy: jnp.sum(jnp.sin(f(x, dy)) * r), argnums=(0, 1)))
-  want = (jax.jit(ref)(x, dy), outer(ref)(x, dy))
   for mode in modes:
+    op, shape = lax_op, ys
+    if lax_op is None:  # s1_conv_weight_grad: the stride-1 conv, its padding
+      pads = {'same': ((1, 1), (0, 1)), 'valid': ((0, 0), (0, 0))}[mode]
+      op = lambda x, k, pads=pads: jax.lax.conv_general_dilated(
+          x, k, (1, 1), pads, dimension_numbers=_DN)
+      shape = op(x, kernel).shape
+    dy = jax.random.normal(jax.random.key(1), shape)
+    ref = lambda x, dy, op=op: _kernel_grad(op, x, kernel, dy)
+    want = (jax.jit(ref)(x, dy), outer(ref)(x, dy))
     f = lambda x, dy, mode=mode: wgrad(x, dy, mode)
     _close((jax.jit(f)(x, dy), outer(f)(x, dy)), want, 1e-4)
-  with pytest.raises(ValueError, match='allowed'):
-    wgrad(x, dy, 'nope')
+  if lax_op is not None and len(modes) > 1:
+    with pytest.raises(ValueError, match='allowed'):
+      wgrad(x, dy, 'nope')
 
 
 def test_shift_dy_rule_on_the_measured_layers():
@@ -182,19 +212,21 @@ def test_shift_dy_rule_on_the_measured_layers():
 
 @pytest.mark.parametrize('op_name', ['s1', 's2', 't2'])
 def test_custom_vjps_in_dy_mode_match_lax(op_name):
-  """Shapes large enough that ``'auto'`` picks the ``'dy'`` weight gradient
+  """Matmul weight gradients (``wgrad='matmul'``) at shapes large enough that ``'auto'`` picks the ``'dy'`` weight gradient
   (4,096 rows, few output channels): values and gradients of both orders."""
   if op_name == 's1':
     x, k = jnp.ones((16, 16, 16, 8)), (3, 3, 8, 2)
-    op = lambda x, kk: fc.conv_s1(x, kk, ((1, 1), (1, 1)))
+    op = lambda x, kk: fc.conv_s1(x, kk, ((1, 1), (1, 1)), 'matmul')
     ref = lambda x, kk: jax.lax.conv_general_dilated(
         x, kk, (1, 1), 'SAME', dimension_numbers=_DN)
     assert fc._shift_dy(4096, 16 * 18 * 18, 8, 2)  # pylint: disable=protected-access
   elif op_name == 's2':
-    x, k, op, ref = jnp.ones((16, 32, 32, 4)), (4, 4, 4, 4), fc.conv_s2, _lax_conv_s2
+    x, k, ref = jnp.ones((16, 32, 32, 4)), (4, 4, 4, 4), _lax_conv_s2
+    op = lambda x, kk: fc.conv_s2(x, kk, 'matmul')
     assert fc._shift_dy(4096, 16 * 17 * 17, 16, 4)  # pylint: disable=protected-access
   else:
-    x, k, op, ref = jnp.ones((16, 16, 16, 4)), (4, 4, 4, 2), fc.conv_t2, _lax_conv_t2
+    x, k, ref = jnp.ones((16, 16, 16, 4)), (4, 4, 4, 2), _lax_conv_t2
+    op = lambda x, kk: fc.conv_t2(x, kk, 'matmul')
     assert fc._shift_dy(4096, 16 * 17 * 17, 8, 4)  # pylint: disable=protected-access
   x = jax.random.normal(jax.random.key(0), x.shape)
   kernel = jax.random.normal(jax.random.key(1), k) * 0.2
@@ -282,5 +314,49 @@ def test_resolve_impl():
   assert fc.resolve_impl('auto') == ('fast' if jax.default_backend() == 'cpu'
                                      else 'native')
   assert fc.resolve_impl('fast') == 'fast'
+  assert fc.resolve_impl('fast_matmul') == 'fast_matmul'
   with pytest.raises(ValueError, match='config.model.conv_impl'):
     fc.resolve_impl('cudnn')
+
+
+def test_fast_matmul_modules_equal_fast_ones():
+  """``impl='fast_matmul'``: the same function and gradients, the matmul
+  weight gradients in the jaxpr of the gradient."""
+  x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+  for m in (fc.Conv(4, (4, 4), (2, 2), impl='fast'),
+            fc.Conv(4, (3, 3), impl='fast'), fc.ConvTranspose(4, impl='fast')):
+    p = m.init(jax.random.key(1), x)
+    mm = m.clone(impl='fast_matmul')
+    loss = lambda mod: lambda p: jnp.sum(jnp.sin(mod.apply(p, x)))
+    _close(mm.apply(p, x), m.apply(p, x))
+    _close(jax.grad(loss(mm))(p), jax.grad(loss(m))(p), 1e-4)
+    convs = lambda mod: str(jax.make_jaxpr(jax.grad(loss(mod)))(p)).count(
+        'conv_general_dilated')
+    assert convs(m) > convs(mm)
+
+
+@pytest.mark.parametrize('op_name', ['s1', 's2', 't2'])
+def test_conv_weight_gradients_compile_to_canonical_convs_in_a_loop(op_name):
+  """The reason for :func:`fc._conv_weight_grad`: inside a ``lax.scan`` body
+  (which XLA's ConvCanonicalization pass does not visit) every convolution
+  of the compiled gradient is already NHWC/HWIO/NHWC, so XLA:CPU runs it on
+  Eigen, not as its naive loop nest; lax's own kernel gradient is not."""
+  if jax.default_backend() != 'cpu':
+    pytest.skip('an XLA:CPU property')
+  x = jnp.ones((4, 8, 8, 3))
+  k = {'s1': (3, 3, 3, 5)}.get(op_name, (4, 4, 3, 5))
+  fast = {'s1': lambda x, k: fc.conv_s1(x, k, ((1, 1), (1, 1))),
+          's2': fc.conv_s2, 't2': fc.conv_t2}[op_name]
+  lax_op = {'s1': lambda x, k: jax.lax.conv_general_dilated(
+      x, k, (1, 1), 'SAME', dimension_numbers=_DN),
+            's2': _lax_conv_s2, 't2': _lax_conv_t2}[op_name]
+
+  def labels(op):
+    def body(c, _):
+      g = jax.grad(lambda kk: jnp.sum(jnp.sin(op(x, kk))))(c)
+      return c - 0.1 * g, None
+    step = lambda k: jax.lax.scan(body, k, None, length=2)[0]
+    text = jax.jit(step).lower(jnp.ones(k)).compile().as_text()
+    return {part.split(',')[0] for part in text.split('dim_labels=')[1:]}
+  assert labels(fast) == {'b01f_01io->b01f'}
+  assert labels(lax_op) != {'b01f_01io->b01f'}

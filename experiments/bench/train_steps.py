@@ -41,9 +41,13 @@ every tap and drops those off the edge), so the conv table also gives the
 rate at the native flop count. *fwd rel. diff* = max |JAX - PyTorch| /
 max |JAX| of G(z) and D(x) with the same weights (checks that the twins are the same functions).
 
-A second table compares ``model.conv_impl`` 'native' and 'fast' (the exact
+A second table compares ``model.conv_impl`` 'native', 'fast_matmul' and 'fast' (the exact
 custom-VJP forms of ``gan_stability/models/fast_conv.py``) for the DCGAN-28
-WGAN-GP step (when that case is selected).
+WGAN-GP step (when that case is selected). A third compares the configs'
+``cpu_ynn_fusions`` (which XLA:CPU op kinds run in YNNPACK;
+``gan_stability/train/compile_options.py``) with XLA's default for the cases
+of :data:`YNN_CASES` that are selected. ``--cpu_ynn_fusions`` overrides the
+setting of every case.
 
 ``--quick`` uses fewer steps and smaller image models (widths and batch are
 in the table); full size is the configs' (DCGAN-28 64/64 batch 64, SN-GAN CNN
@@ -94,6 +98,10 @@ flags.DEFINE_enum('omp_wait_policy', 'auto', ['auto', 'keep', 'passive'],
                   "CPU); 'keep' leaves the environment alone.")
 flags.DEFINE_bool('conv_table', True, 'The native vs fast conv table '
                   '(when dcgan28_wgan_gp is selected).')
+flags.DEFINE_string('cpu_ynn_fusions', '', "Override config.cpu_ynn_fusions "
+                    "of every case ('': the configs' setting).")
+flags.DEFINE_bool('ynn_table', True, 'The YNNPACK-fusions table (XLA default '
+                  'vs the setting) for the selected YNN_CASES.')
 flags.DEFINE_string('out', '', 'Also write the Markdown report here.')
 FLAGS = flags.FLAGS
 
@@ -136,10 +144,12 @@ CASES = (
          'resnet', full=(256, 128, 64), quick=(32, 16, 16)),
 )
 CONV_CASE = 'dcgan28_wgan_gp'
+YNN_CASES = ('mog_vanilla', 'dcgan28_vanilla', 'dcgan28_wgan_gp')
 
 
 def make_config(case: Case, *, quick: bool, image_width: int = 0,
-                image_batch: int = 0, conv_impl: str = ''):
+                image_batch: int = 0, conv_impl: str = '',
+                cpu_ynn_fusions: str = ''):
   """The case's validated training config (``case.dispatch`` steps per call)."""
   import importlib  # pylint: disable=g-import-not-at-top
   from gan_stability import config as config_lib  # pylint: disable=g-import-not-at-top
@@ -157,6 +167,8 @@ def make_config(case: Case, *, quick: bool, image_width: int = 0,
       c.data.dir = '(synthetic batch)'  # nothing is read
   if conv_impl:
     c.model.conv_impl = conv_impl
+  if cpu_ynn_fusions:
+    c.cpu_ynn_fusions = cpu_ynn_fusions
   c.steps_per_dispatch = case.dispatch
   c.log_every = c.eval_every = c.checkpoint_every = case.dispatch
   config_lib.validate(c, num_devices=1)
@@ -232,6 +244,7 @@ class JaxStep:
   def __init__(self, config, data_shape, batch: np.ndarray):
     import jax  # pylint: disable=g-import-not-at-top
     from gan_stability import models  # pylint: disable=g-import-not-at-top
+    from gan_stability.train import compile_options  # pylint: disable=g-import-not-at-top
     from gan_stability.train import parallel  # pylint: disable=g-import-not-at-top
     from gan_stability.train import state as state_lib  # pylint: disable=g-import-not-at-top
     from gan_stability.train import step as step_lib  # pylint: disable=g-import-not-at-top
@@ -248,7 +261,8 @@ class JaxStep:
     self.step_fn = jax.jit(
         step_lib.make_multi_step(train_step, unroll=self.unroll),
         in_shardings=(self.repl, {'x': self.bsharding}, self.repl),
-        out_shardings=(self.repl, self.repl), donate_argnums=0)
+        out_shardings=(self.repl, self.repl), donate_argnums=0,
+        compiler_options=compile_options.step_compiler_options(config))
     # Jitted: the same state as the loop's eager call (up to float rounding),
     # without compiling every initialiser op by op.
     init = jax.jit(lambda key: state_lib.init_state(
@@ -420,10 +434,11 @@ def time_alternating(runners: list, steps: int, warmup: int, rounds: int,
 
 def run_case(case: Case, *, quick: bool, steps: int, warmup: int,
              conv_impl: str = '', with_torch: bool = True,
-             torch_device: str = 'cpu') -> dict:
+             torch_device: str = 'cpu', cpu_ynn_fusions: str = '') -> dict:
   """Times one case; returns a result row (see :func:`table`)."""
   config = make_config(case, quick=quick, image_width=FLAGS.image_width,
-                       image_batch=FLAGS.image_batch, conv_impl=conv_impl)
+                       image_batch=FLAGS.image_batch, conv_impl=conv_impl,
+                       cpu_ynn_fusions=cpu_ynn_fusions or FLAGS.cpu_ynn_fusions)
   from gan_stability.models import fast_conv  # pylint: disable=g-import-not-at-top
   batch = fake_batch(config, case.data_shape)
   js = JaxStep(config, case.data_shape, batch)
@@ -433,6 +448,7 @@ def run_case(case: Case, *, quick: bool, steps: int, warmup: int,
          'loop': 'unroll' if js.unroll else 'scan', 'dispatch': js.k,
          'conv_impl': ('' if config.model.name == 'mlp' else
                        fast_conv.resolve_impl(config.model.get('conv_impl', 'auto'))),
+         'ynn': config.cpu_ynn_fusions,
          'jax_params': js.counts(), 'torch_params': None, 'forward_diff': None,
          'steps': 0, 'torch_steps': 0}
   row.update(js.analyses())
@@ -517,6 +533,17 @@ def conv_table(rows: list[dict], peak: float) -> list[str]:
   return lines
 
 
+def ynn_table(rows: list[dict]) -> list[str]:
+  lines = ['| case | cpu_ynn_fusions | JAX ms/step | speed-up vs xla |',
+           '|---|---|---|---|']
+  base = {r['case']: r['jax_ms'] for r in rows if r['ynn'] == 'xla'}
+  for r in rows:
+    b = base.get(r['case'])
+    lines.append(f"| {r['case']} | {r['ynn']} | {r['jax_ms']:.1f} | "
+                 f"{_fmt(None if b is None else b / r['jax_ms'], '.2f')}x |")
+  return lines
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
@@ -556,6 +583,8 @@ def main(argv):
           'TF32 matmuls, cudnn.benchmark)')
          if torch is not None else 'torch not available (PyTorch columns n/a)')
       + f', {cores} CPU cores, load average {load0:.1f} at start'
+      + (f', cpu_ynn_fusions={FLAGS.cpu_ynn_fusions} (all cases)'
+         if FLAGS.cpu_ynn_fusions else ", the configs' cpu_ynn_fusions")
       + (', --quick' if quick else ''),
       f'matmul peak: {size}x{size} float32 jnp.dot, median {peak:.1f} GFLOP/s'
       + (f' (torch.mm: {torch_matmul_peak(size, reps, torch_device):.1f})'
@@ -573,7 +602,7 @@ def main(argv):
   conv_case = known[CONV_CASE]
   if FLAGS.conv_table and conv_case in cases:
     done = next(r for r in rows if r['case'] == CONV_CASE)
-    for impl in ('native', 'fast'):
+    for impl in ('native', 'fast_matmul', 'fast'):
       if done['conv_impl'] == impl:
         conv_rows.append(done)
       else:
@@ -582,11 +611,23 @@ def main(argv):
                                   with_torch=False))
       print(conv_table(conv_rows, peak)[-1], flush=True)
 
+  ynn_rows = []
+  if FLAGS.ynn_table:
+    for name in YNN_CASES:
+      done = next((r for r in rows if r['case'] == name), None)
+      if done is None or done['ynn'] == 'xla':
+        continue
+      ynn_rows += [run_case(known[name], quick=quick, steps=steps,
+                            warmup=warmup, with_torch=False,
+                            cpu_ynn_fusions='xla'), done]
+      for line in ynn_table(ynn_rows)[-2:]:
+        print(line, flush=True)
+
   peak_end = matmul_peak(size, reps)
   header[-1] += (f' at start, {peak_end:.1f} at end; % peak is of the larger'
                  ' (the lines printed while running: of the first)')
   peak = max(peak, peak_end)
-  timed = sorted({r['steps'] for r in rows + conv_rows}
+  timed = sorted({r['steps'] for r in rows + conv_rows + ynn_rows}
                  | {r['torch_steps'] for r in rows if r['torch_steps']})
   timed_s = (f'{timed[0]}' if len(timed) == 1 else f'{timed[0]}-{timed[-1]}')
   report = header + [
@@ -597,7 +638,9 @@ def main(argv):
       'per call unless the model column says otherwise (then ms/step = call '
       '/ steps per call)', '',
       '## Train step, JAX vs PyTorch (1 device)', ''] + table(rows, peak)
-  report += ['', 'GFLOP/step: ' + '; '.join(sorted({
+  report += ['', 'cpu_ynn_fusions (XLA:CPU op kinds run by YNNPACK): ' + ', '.join(
+      sorted({r['ynn'] for r in rows})) + ' (auto: reduce on the CPU). '
+             'GFLOP/step: ' + '; '.join(sorted({
       r['flops_source'] for r in rows if r['flops_source']})) + '. Peak MiB: '
              'XLA = argument + output - alias + temp of the compiled step, '
              'RSS = peak-RSS growth over the first call. fwd rel. diff: max '
@@ -607,6 +650,9 @@ def main(argv):
     report += ['', f'## model.conv_impl for {CONV_CASE} '
                f'({conv_rows[0]["describe"]}, batch {conv_rows[0]["batch"]})', '']
     report += conv_table(conv_rows, peak)
+  if ynn_rows:
+    report += ['', '## cpu_ynn_fusions: the configs\' setting vs XLA\'s '
+               'default (xla)', ''] + ynn_table(ynn_rows)
   text = '\n'.join(report) + '\n'
   print('\n' + text, flush=True)
   if FLAGS.out:

@@ -65,7 +65,7 @@ def base(*, variant: str, dataset: str, model: str, z_dim: int, g_width: int,
       name=model, z_dim=z_dim, g_width=g_width, d_width=d_width,
       g_norm='batch', d_norm='none', spectral_norm=False, sn_steps=1,
       packing=1,
-      conv_impl='auto',  # stride-2 4x4 convs: auto | native | fast (exact)
+      conv_impl='auto',  # auto | native | fast | fast_matmul (exact; fast_conv.py)
       num_classes=num_classes,  # 0: unconditional; K: labels 0..K-1
   ))
   c.eval = ml_collections.ConfigDict(dict(

@@ -81,6 +81,11 @@ def set_training_fields(c, *, batch_size: int, num_steps: int,
   # with XLA's own conv gradients on the CPU, which XLA runs far slower in a
   # loop body; see gan_stability/train/step.py).
   c.loop_impl = 'auto'
+  # Which XLA:CPU op kinds run in the YNNPACK library in the compiled steps:
+  # auto (= reduce, measured fastest) | xla (XLA's default) | none | a subset
+  # of dot,individual_dot,individual_convolution,eltwise,reduce
+  # (gan_stability/train/compile_options.py). Ignored on GPUs/TPUs.
+  c.cpu_ynn_fusions = 'auto'
   c.log_every = log_every
   c.eval_every = eval_every
   c.eval_samples = eval_samples  # the fixed latent batch drawn at each eval

@@ -25,7 +25,7 @@ _GAN_CONFIG_FIELDS = ('seed', 'dataset', 'data', 'eval', 'batch_size',
                       'num_steps', 'steps_per_dispatch', 'log_every',
                       'eval_every', 'eval_samples', 'checkpoint_every',
                       'keep_checkpoints', 'num_devices', 'write_tensorboard',
-                      'write_samples')
+                      'write_samples', 'cpu_ynn_fusions')
 
 
 def get_config(variant: str = 'fashion_mnist'):

@@ -13,15 +13,21 @@ the GAN models need can be very slow (measured on the 2-core CPU, jax
   340-370 ms for the penalty's gradient of a 4x4 stride-2 Conv 64 -> 128;
 * **weight gradients inside a whole train step**: XLA picks other kernels
   there than for the same op compiled alone (a 3x3 conv's weight gradient:
-  10-13 s per layer in the SN-GAN step).
+  10-13 s per layer in the SN-GAN step). The cause: XLA differentiates a
+  convolution into one whose batch and feature dimensions are swapped, and
+  only its ``ConvCanonicalization`` pass, which visits the entry computation
+  alone, turns that into the form its Eigen kernels take; in a loop body or
+  a call the op falls to XLA's naive loop nest (:func:`_conv_weight_grad`).
 
 So every convolution of the models gets a custom VJP whose pieces are
-forward convolutions and matmuls, which are fast:
+forward convolutions (already in canonical form) and matmuls, which are
+fast:
 
 * ``conv_s1`` (stride 1, any kernel, explicit padding): forward is XLA's
   op; ``dx`` is ``conv_s1`` of ``dy`` with the adjoint kernel; ``dK`` is
-  :func:`valid_weight_grad` (matmuls over shifted copies of ``x`` or of
-  ``dy``, whichever moves less memory).
+  :func:`s1_conv_weight_grad`, one canonical convolution of ``x`` and
+  ``dy`` (or, with ``wgrad='matmul'``, :func:`valid_weight_grad`: matmuls
+  over shifted copies of ``x`` or of ``dy``, whichever moves less memory).
 * ``conv_s2`` / ``conv_t2`` (4x4, stride 2, ``'SAME'``): the strided conv's
   forward is XLA's op; the transposed conv's forward is either one stride-1
   2x2 conv producing the four output phases (sub-pixel form) or one matmul
@@ -36,16 +42,25 @@ forward convolutions and matmuls, which are fast:
   with ``adj(K)[t, s] = K[3 - t, 3 - s]^T`` (flip the taps, swap in / out).
   Each VJP calls the other custom-VJP function, so the gradients of any
   order stay on these paths.
-* Weight gradients: ``dK[t, s] = P(x)[t, s]^T dy`` and ``dW[t, s] = x^T
-  P(dy)[3 - t, 3 - s]`` with the 16 strided patches (``_s2_patches``:
-  ``P[i, t] = z_pad[2i + t]``), one matmul; for large layers the same sums
-  as a 2x2 stride-1 weight gradient on the space-to-depth input
-  (:func:`s2_weight_grad`, :func:`t2_weight_grad`). (XLA's own weight
-  gradient of the strided conv is fast in isolation, ~8 ms for the layer
-  above, but took 0.7-1.1 s inside the jitted DCGAN-28 train step, where
-  XLA picked another kernel for it.)
-* Every weight gradient is a contraction over batch x pixels rows; it is
-  computed in the orientation XLA:CPU runs 2-4x faster (:func:`_rows_dot`).
+* Weight gradients (``wgrad='conv'``, the default): ``dK`` of ``conv_s2``
+  is one canonical convolution of ``x`` (batch and channels swapped) with
+  ``dy`` dilated by 2 (:func:`s2_conv_weight_grad`); ``dW`` of ``conv_t2``
+  is the same with the roles of ``x`` and ``dy`` swapped and the taps
+  flipped (:func:`t2_conv_weight_grad`). Each has its own custom VJP (the
+  gradient is bilinear in ``x`` and ``dy``; its VJP is a forward conv and an
+  input gradient), so the penalties' second order stays on these paths.
+* ``wgrad='matmul'`` (``conv_impl='fast_matmul'``, the earlier default):
+  ``dK[t, s] = P(x)[t, s]^T dy`` and ``dW[t, s] = x^T P(dy)[3 - t, 3 - s]``
+  with the 16 strided patches (``_s2_patches``: ``P[i, t] = z_pad[2i +
+  t]``), one matmul; for large layers the same sums as a 2x2 stride-1
+  weight gradient on the space-to-depth input (:func:`s2_weight_grad`,
+  :func:`t2_weight_grad`). Every such weight gradient is a contraction over
+  batch x pixels rows, computed in the orientation XLA:CPU runs 2-4x faster
+  (:func:`_rows_dot`). Measured in whole train steps (2-core CPU, jax
+  0.10.2, ``cpu_ynn_fusions='reduce'``, one process, median of 8-32
+  steps), the canonical convolutions are faster: DCGAN-28 vanilla 83.0 ->
+  75.8 ms, WGAN-GP 365 -> 338 ms, SN-GAN 242 -> 218 ms; the std-CNN SN-GAN
+  (3x3 stride-1 layers too) 3.72 -> 3.37 s.
 
 Other strides and kernel sizes of strided / transposed convolutions, and odd
 inputs to a strided conv, use XLA's ops and gradients unchanged (the models
@@ -163,6 +178,75 @@ def valid_weight_grad(xp: jax.Array, dy: jax.Array, kh: int, kw: int,
   return jnp.stack(rows)
 
 
+def _conv_weight_grad(x: jax.Array, dy: jax.Array, strides, padding
+                      ) -> jax.Array:
+  """``dK`` of ``lax.conv_general_dilated(x, K, strides, padding)`` (NHWC,
+  HWIO, explicit ``padding``) for output gradient ``dy``, as one convolution
+  already in the form XLA:CPU hands to Eigen (NHWC input, HWIO kernel): the
+  input is ``x`` with batch and channels swapped (``[C_in, H, W, B]``), the
+  kernel is ``dy`` as ``[oh, ow, B, C_out]`` dilated by ``strides``, the
+  output ``[C_in, kh, kw, C_out]``.
+
+  XLA differentiates a convolution into the same contraction with other
+  dimension numbers and rewrites it into this form (transposes around an
+  Eigen convolution) in its ``ConvCanonicalization`` pass, which visits only
+  the entry computation: inside a loop body or a call (a scanned train step,
+  a custom VJP) the convolution stays non-canonical and runs as XLA's naive
+  loop nest (the 4x4 stride-2 64 -> 128 layer of DCGAN-28: 280 ms per call
+  in the train step vs 5 ms alone). Written in the canonical form it runs
+  on Eigen everywhere.
+  """
+  lhs = jnp.transpose(x, (3, 1, 2, 0))
+  rhs = jnp.transpose(dy, (1, 2, 0, 3))
+  out = jax.lax.conv_general_dilated(lhs, rhs, (1, 1), padding,
+                                     rhs_dilation=strides,
+                                     dimension_numbers=_DN)
+  return jnp.transpose(out, (1, 2, 0, 3))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def s1_conv_weight_grad(x: jax.Array, dy: jax.Array, padding) -> jax.Array:
+  """Kernel gradient of ``conv_s1(x, K, padding)`` by :func:`_conv_weight_grad`.
+
+  Custom VJP (the gradient is bilinear in ``x`` and ``dy``: ``<G, dK(x,
+  dy)> = <dy, conv_s1(x, G)>``): the cotangent of ``dy`` is ``conv_s1(x, G)``
+  and that of ``x`` is ``conv_s1``'s input gradient with kernel ``G``, so
+  the penalties' second order stays on the fast paths."""
+  return _conv_weight_grad(x, dy, (1, 1), padding)
+
+
+def _s1_cwg_fwd(x, dy, padding):
+  return s1_conv_weight_grad(x, dy, padding), (x, dy)
+
+
+def _s1_cwg_bwd(padding, res, g):
+  x, dy = res
+  return _s1_dx(dy, g, padding, 'conv'), conv_s1(x, g, padding, 'conv')
+
+
+s1_conv_weight_grad.defvjp(_s1_cwg_fwd, _s1_cwg_bwd)
+
+
+@jax.custom_vjp
+def s2_conv_weight_grad(x: jax.Array, dy: jax.Array) -> jax.Array:
+  """Kernel gradient of ``conv_s2(x, K)`` by :func:`_conv_weight_grad`
+  (custom VJP as :func:`s1_conv_weight_grad`: ``conv_s2(x, G)`` for ``dy``,
+  ``conv_t2(dy, adj(G))`` for ``x``)."""
+  return _conv_weight_grad(x, dy, (2, 2), ((1, 1), (1, 1)))
+
+
+def _s2_cwg_fwd(x, dy):
+  return s2_conv_weight_grad(x, dy), (x, dy)
+
+
+def _s2_cwg_bwd(res, g):
+  x, dy = res
+  return conv_t2(dy, _adjoint_kernel(g), 'conv'), conv_s2(x, g, 'conv')
+
+
+s2_conv_weight_grad.defvjp(_s2_cwg_fwd, _s2_cwg_bwd)
+
+
 def _space_to_depth(x: jax.Array) -> jax.Array:
   """``[B, 2h, 2w, C] -> [B, h, w, 4C]``: ``out[b, i, j, (2a + c) C + k] =
   x[b, 2i + a, 2j + c, k]``."""
@@ -175,26 +259,35 @@ def _pad1(x: jax.Array) -> jax.Array:
   return jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def conv_s1(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv_s1(x: jax.Array, kernel: jax.Array, padding, wgrad: str = 'conv'
+            ) -> jax.Array:
   """Stride-1 ``lax.conv_general_dilated(x, kernel, (1, 1), padding)`` (NHWC,
   HWIO; ``padding`` = ``((low, high), (low, high))`` with each at most
   ``k - 1``), with a custom VJP: ``dx`` is ``conv_s1`` of ``dy`` with
   ``adj(K)`` and padding ``(k - 1 - low, k - 1 - high)``; ``dK`` is
-  :func:`valid_weight_grad` of ``x`` padded."""
+  :func:`s1_conv_weight_grad` (``wgrad='conv'``) or
+  :func:`valid_weight_grad` of ``x`` padded (``'matmul'``)."""
   return _native_conv(x, kernel, (1, 1), padding)
 
 
-def _conv_s1_fwd(x, kernel, padding):
-  return conv_s1(x, kernel, padding), (x, kernel)
+def _conv_s1_fwd(x, kernel, padding, wgrad):
+  return conv_s1(x, kernel, padding, wgrad), (x, kernel)
 
 
-def _conv_s1_bwd(padding, res, dy):
-  x, kernel = res
+def _s1_dx(dy, kernel, padding, wgrad):
   kh, kw = kernel.shape[:2]
   (t, b), (l, r) = padding
-  dx = conv_s1(dy, _adjoint_kernel(kernel),
-               ((kh - 1 - t, kh - 1 - b), (kw - 1 - l, kw - 1 - r)))
+  return conv_s1(dy, _adjoint_kernel(kernel),
+                 ((kh - 1 - t, kh - 1 - b), (kw - 1 - l, kw - 1 - r)), wgrad)
+
+
+def _conv_s1_bwd(padding, wgrad, res, dy):
+  x, kernel = res
+  dx = _s1_dx(dy, kernel, padding, wgrad)
+  if wgrad == 'conv':
+    return dx, s1_conv_weight_grad(x, dy, padding)
+  kh, kw = kernel.shape[:2]
   xp = jnp.pad(x, ((0, 0),) + tuple(padding) + ((0, 0),))
   return dx, valid_weight_grad(xp, dy, kh, kw)
 
@@ -278,20 +371,25 @@ def t2_weight_grad(x: jax.Array, dy: jax.Array, mode: str = 'auto'
   return k.reshape(4, 4, ci, co)[::-1, ::-1]
 
 
-@jax.custom_vjp
-def conv_s2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv_s2(x: jax.Array, kernel: jax.Array, wgrad: str = 'conv'
+            ) -> jax.Array:
   """``lax.conv(x, kernel, (2, 2), 'SAME')`` for a 4x4 kernel and even
-  ``H``, ``W`` (NHWC, HWIO), with the fast VJP of the module docstring."""
+  ``H``, ``W`` (NHWC, HWIO), with the fast VJP of the module docstring
+  (``dK``: :func:`s2_conv_weight_grad` for ``wgrad='conv'``,
+  :func:`s2_weight_grad` for ``'matmul'``)."""
   return _native_conv(x, kernel, (2, 2), 'SAME')
 
 
-def _conv_s2_fwd(x, kernel):
-  return conv_s2(x, kernel), (x, kernel)
+def _conv_s2_fwd(x, kernel, wgrad):
+  return conv_s2(x, kernel, wgrad), (x, kernel)
 
 
-def _conv_s2_bwd(res, dy):
+def _conv_s2_bwd(wgrad, res, dy):
   x, kernel = res
-  dx = conv_t2(dy, _adjoint_kernel(kernel))
+  dx = conv_t2(dy, _adjoint_kernel(kernel), wgrad)
+  if wgrad == 'conv':
+    return dx, s2_conv_weight_grad(x, dy)
   return dx, s2_weight_grad(x, dy)
 
 
@@ -308,10 +406,14 @@ def _t2_by_phases(h: int, w: int, co: int) -> bool:
   return h * w >= 64 and co >= 16
 
 
-@jax.custom_vjp
-def conv_t2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv_t2(x: jax.Array, kernel: jax.Array, wgrad: str = 'conv'
+            ) -> jax.Array:
   """``lax.conv_transpose(x, kernel, (2, 2), 'SAME')`` for a 4x4 kernel
-  (NHWC, HWIO), with the fast VJP of the module docstring. The forward
+  (NHWC, HWIO), with the fast VJP of the module docstring (``dW``: for
+  ``wgrad='conv'`` :func:`s2_conv_weight_grad` with the roles of ``x`` and
+  ``dy`` swapped, taps flipped; for ``'matmul'`` :func:`t2_weight_grad`;
+  see :func:`t2_conv_weight_grad`). The forward
   pass is :func:`_t2_phases` or :func:`_t2_taps` (:func:`_t2_by_phases`);
   XLA's own op (an ``lhs_dilation`` convolution) took 6 ms at 7x7 -> 14x14
   alone but 130-170 ms for 16x16 -> 32x32 (64 channels) inside the SN-GAN
@@ -369,17 +471,32 @@ def _overlap_add(p: jax.Array) -> jax.Array:
   return jnp.stack([even, odd], axis=4).reshape(b, 2 * h, 2 * w, c)
 
 
-def _conv_t2_fwd(x, kernel):
-  return conv_t2(x, kernel), (x, kernel)
+def t2_conv_weight_grad(x: jax.Array, dy: jax.Array) -> jax.Array:
+  """Kernel gradient of ``conv_t2(x, W)`` for output gradient ``dy``, from
+  the strided conv's: ``dW[t, s] = sum_j x[j]^T dy_pad[2j + 3 - t]`` (module
+  docstring) is ``dK[3 - t, 3 - s]^T`` for ``dK`` = the kernel gradient of
+  ``conv_s2(dy, K)`` with output gradient ``x`` (``dK[t'] = sum_j
+  dy_pad[2j + t']^T x[j]``)."""
+  k = s2_conv_weight_grad(dy, x)  # [t', s', C_out, C_in]
+  return jnp.transpose(k[::-1, ::-1], (0, 1, 3, 2))
 
 
-def _conv_t2_bwd(res, dy):
+def _conv_t2_fwd(x, kernel, wgrad):
+  return conv_t2(x, kernel, wgrad), (x, kernel)
+
+
+def _conv_t2_bwd(wgrad, res, dy):
   x, kernel = res
-  dx = conv_s2(dy, _adjoint_kernel(kernel))
+  dx = conv_s2(dy, _adjoint_kernel(kernel), wgrad)
+  if wgrad == 'conv':
+    return dx, t2_conv_weight_grad(x, dy)
   return dx, t2_weight_grad(x, dy)
 
 
 conv_t2.defvjp(_conv_t2_fwd, _conv_t2_bwd)
+
+
+IMPLS = ('auto', 'native', 'fast', 'fast_matmul')
 
 
 def resolve_impl(impl: str) -> str:
@@ -389,10 +506,16 @@ def resolve_impl(impl: str) -> str:
   VJPs make a DCGAN-28 WGAN-GP train step about 30x faster than XLA's own
   gradients. On GPUs/TPUs the vendor convolution kernels are the better
   default; ``'fast'`` or ``'native'`` force either everywhere.
+  ``'fast_matmul'`` is ``'fast'`` with the weight gradients as matmuls
+  (:func:`valid_weight_grad`, :func:`s2_weight_grad`,
+  :func:`t2_weight_grad`) instead of canonical convolutions
+  (:func:`s1_conv_weight_grad`, :func:`s2_conv_weight_grad`,
+  :func:`t2_conv_weight_grad`); the latter are faster in every train step
+  measured (see :func:`_conv_weight_grad`).
   """
-  if impl not in ('auto', 'native', 'fast'):
+  if impl not in IMPLS:
     raise ValueError(f"config.model.conv_impl: {impl!r}; allowed: "
-                     "['auto', 'native', 'fast']")
+                     f"{list(IMPLS)}")
   if impl == 'auto':
     return 'fast' if jax.default_backend() == 'cpu' else 'native'
   return impl
@@ -411,7 +534,10 @@ class _ConvBase(nn.Module):
   bias_init: Any = nn.initializers.zeros_init()
 
   def _fast(self) -> bool:
-    return resolve_impl(self.impl) == 'fast'
+    return resolve_impl(self.impl) != 'native'
+
+  def _wgrad(self) -> str:
+    return 'matmul' if resolve_impl(self.impl) == 'fast_matmul' else 'conv'
 
   def _apply(self, x, kernel):
     raise NotImplementedError
@@ -434,7 +560,7 @@ class ConvTranspose(_ConvBase):
   def _apply(self, x, kernel):
     if (self._fast() and tuple(self.kernel_size) == (4, 4)
         and tuple(self.strides) == (2, 2) and self.padding == 'SAME'):
-      return conv_t2(x, kernel)
+      return conv_t2(x, kernel, self._wgrad())
     return _native_conv_transpose(x, kernel, tuple(self.strides), self.padding)
 
 
@@ -448,8 +574,8 @@ class Conv(_ConvBase):
     if strides == (1, 1) and self.padding in ('SAME', 'VALID'):
       pads = (_same_pads(k[0]), _same_pads(k[1])
               ) if self.padding == 'SAME' else ((0, 0), (0, 0))
-      return conv_s1(x, kernel, pads)
+      return conv_s1(x, kernel, pads, self._wgrad())
     if (strides == (2, 2) and k == (4, 4) and self.padding == 'SAME'
         and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0):
-      return conv_s2(x, kernel)
+      return conv_s2(x, kernel, self._wgrad())
     return _native_conv(x, kernel, strides, self.padding)

@@ -51,7 +51,8 @@ from gan_stability import evaluation, models, writers
 from gan_stability.checkpoint import Checkpointer
 from gan_stability.metrics import dynamics
 from gan_stability.models.layers import SPECTRAL_STATS
-from gan_stability.train import loop, state as state_lib, step as step_lib
+from gan_stability.train import compile_options, loop, state as state_lib
+from gan_stability.train import step as step_lib
 
 
 def stack(trees):
@@ -90,7 +91,8 @@ def make_group_multi_step(config, generator, discriminator):
   ``(state, batches, root_key)``, jit-compiled (the state is donated)."""
   train_step = step_lib.make_train_step(config, generator, discriminator)
   return jax.jit(jax.vmap(make_multi_step(config, train_step)),
-                 donate_argnums=0)
+                 donate_argnums=0,
+                 compiler_options=compile_options.step_compiler_options(config))
 
 
 def make_multi_step(config, train_step):

@@ -26,7 +26,8 @@ from gan_stability import evaluation, models, writers
 from gan_stability.checkpoint import Checkpointer
 from gan_stability.metrics import dynamics
 from gan_stability.models.layers import SPECTRAL_STATS
-from gan_stability.train import parallel, state as state_lib, step as step_lib
+from gan_stability.train import compile_options, parallel, state as state_lib
+from gan_stability.train import step as step_lib
 
 
 class DivergenceError(RuntimeError):
@@ -208,7 +209,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
   multi_step = jax.jit(step_lib.make_multi_step(
       train_step, unroll=step_lib.resolve_loop_impl(config)),
                        in_shardings=(repl, batch_shardings, repl),
-                       out_shardings=(repl, repl), donate_argnums=0)
+                       out_shardings=(repl, repl), donate_argnums=0,
+                       compiler_options=compile_options.step_compiler_options(
+                           config))
   sample = jax.jit(step_lib.make_sample_fn(generator, config.model.z_dim),
                    static_argnums=3)
   # Conditional models: a fixed class per row of the sample grid.

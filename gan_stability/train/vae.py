@@ -39,7 +39,8 @@ from gan_stability import elbo, evaluation, writers
 from gan_stability import checkpoint
 from gan_stability.checkpoint import Checkpointer
 from gan_stability.models import vae as vae_models
-from gan_stability.train import loop, parallel, state as state_lib
+from gan_stability.train import compile_options, loop, parallel
+from gan_stability.train import state as state_lib
 from gan_stability.train import step as step_lib
 
 SAMPLE_CHUNK = 1000
@@ -200,7 +201,8 @@ def train_vae(config, workdir: str) -> dict:
       step_lib.make_multi_step(make_train_step(config, decoder, encoder),
                                unroll=step_lib.resolve_loop_impl(config)),
       in_shardings=(repl, {n: bsharding for n in names}, repl),
-      out_shardings=(repl, repl), donate_argnums=0)
+      out_shardings=(repl, repl), donate_argnums=0,
+      compiler_options=compile_options.step_compiler_options(config))
   sample = jax.jit(make_sample_fn(decoder, config.model.z_dim),
                    static_argnums=3)
   eval_labels = step_lib.sample_labels(config, config.eval_samples)
