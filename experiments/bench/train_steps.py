@@ -46,8 +46,10 @@ custom-VJP forms of ``gan_stability/models/fast_conv.py``) for the DCGAN-28
 WGAN-GP step (when that case is selected). A third compares the configs'
 ``cpu_ynn_fusions`` (which XLA:CPU op kinds run in YNNPACK;
 ``gan_stability/train/compile_options.py``) with XLA's default for the cases
-of :data:`YNN_CASES` that are selected. ``--cpu_ynn_fusions`` overrides the
-setting of every case.
+of :data:`YNN_CASES` that are selected (both compiled, then timed in
+alternating blocks). ``--cpu_ynn_fusions`` overrides the setting of every
+case. The single-step MoG rows time 10x ``--steps`` (their steps take
+milliseconds, and vary more).
 
 ``--quick`` uses fewer steps and smaller image models (widths and batch are
 in the table); full size is the configs' (DCGAN-28 64/64 batch 64, SN-GAN CNN
@@ -120,12 +122,13 @@ class Case:
   full: tuple = ()                     # (g_width, d_width, batch) or ()
   quick: tuple = ()
   dispatch: int = 1                    # train steps fused per call (lax.scan)
+  steps_factor: int = 1                # x --steps (ms-scale steps vary more)
 
 
 CASES = (
-    Case('mog_vanilla', 'MoG MLP', 'mog', 'vanilla', (2,)),
-    Case('mog_wgan_gp', 'MoG MLP', 'mog', 'wgan_gp', (2,)),
-    Case('mog_sngan', 'MoG MLP', 'mog', 'sngan', (2,)),
+    Case('mog_vanilla', 'MoG MLP', 'mog', 'vanilla', (2,), steps_factor=10),
+    Case('mog_wgan_gp', 'MoG MLP', 'mog', 'wgan_gp', (2,), steps_factor=10),
+    Case('mog_sngan', 'MoG MLP', 'mog', 'sngan', (2,), steps_factor=10),
     # The loop's default for the MLPs: 50 steps per dispatch (one scan).
     Case('mog_vanilla_x50', 'MoG MLP', 'mog', 'vanilla', (2,), dispatch=50),
     Case('mog_wgan_gp_x50', 'MoG MLP', 'mog', 'wgan_gp', (2,), dispatch=50),
@@ -464,13 +467,32 @@ def run_case(case: Case, *, quick: bool, steps: int, warmup: int,
       raise AssertionError(f'{case.name}: parameter counts differ: JAX '
                            f'{row["jax_params"]} vs PyTorch {ts.counts}')
     runners.append(ts)
-  times = time_alternating(runners, steps, warmup, FLAGS.rounds,
-                           FLAGS.max_seconds)
+  times = time_alternating(runners, steps * case.steps_factor, warmup,
+                           FLAGS.rounds, FLAGS.max_seconds)
   row['jax_ms'], row['steps'] = _median_ms(times[0]), len(times[0])
   row['compile_s'] = first - js.k * row['jax_ms'] / 1e3
   if with_torch:
     row['torch_ms'], row['torch_steps'] = _median_ms(times[1]), len(times[1])
   return row
+
+
+def time_ynn_pair(case: Case, setting: str, *, quick: bool, steps: int,
+                  warmup: int) -> list[dict]:
+  """JAX ms/step of ``case`` with ``cpu_ynn_fusions`` 'xla' and ``setting``,
+  both compiled first and then timed in alternating blocks."""
+  steppers, rows = [], []
+  for ynn in ('xla', setting):
+    config = make_config(case, quick=quick, image_width=FLAGS.image_width,
+                         image_batch=FLAGS.image_batch, cpu_ynn_fusions=ynn)
+    js = JaxStep(config, case.data_shape, fake_batch(config, case.data_shape))
+    js.first_call()
+    steppers.append(js)
+    rows.append({'case': case.name, 'ynn': ynn})
+  times = time_alternating(steppers, steps * case.steps_factor, warmup,
+                           FLAGS.rounds, FLAGS.max_seconds)
+  for row, t in zip(rows, times):
+    row['jax_ms'], row['steps'] = _median_ms(t), len(t)
+  return rows
 
 
 def _fmt(x, spec: str) -> str:
@@ -617,9 +639,8 @@ def main(argv):
       done = next((r for r in rows if r['case'] == name), None)
       if done is None or done['ynn'] == 'xla':
         continue
-      ynn_rows += [run_case(known[name], quick=quick, steps=steps,
-                            warmup=warmup, with_torch=False,
-                            cpu_ynn_fusions='xla'), done]
+      ynn_rows += time_ynn_pair(known[name], done['ynn'], quick=quick,
+                                steps=steps, warmup=warmup)
       for line in ynn_table(ynn_rows)[-2:]:
         print(line, flush=True)
 
@@ -652,7 +673,7 @@ def main(argv):
     report += conv_table(conv_rows, peak)
   if ynn_rows:
     report += ['', '## cpu_ynn_fusions: the configs\' setting vs XLA\'s '
-               'default (xla)', ''] + ynn_table(ynn_rows)
+               'default (xla), timed alternately', ''] + ynn_table(ynn_rows)
   text = '\n'.join(report) + '\n'
   print('\n' + text, flush=True)
   if FLAGS.out:

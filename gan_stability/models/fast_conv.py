@@ -399,11 +399,15 @@ conv_s2.defvjp(_conv_s2_fwd, _conv_s2_bwd)
 def _t2_by_phases(h: int, w: int, co: int) -> bool:
   """Whether :func:`conv_t2`'s forward uses :func:`_t2_phases` (else
   :func:`_t2_taps`). Measured on one core (batch 64): 16x16 128 -> 64 takes
-  39 instead of 99 ms, 8x8 256 -> 128 38 instead of 58 ms; at 4x4 and 7x7
-  (where the 2x2 conv's (h + 1)(w + 1) outputs waste up to 56 %) and for
-  a few output channels the taps' matmul is as fast or faster (7x7 128 ->
-  64: 8.7 vs 7.8 ms; 14x14 64 -> 1: 1.9 vs 0.5 ms)."""
-  return h * w >= 64 and co >= 16
+  39 instead of 99 ms, 8x8 256 -> 128 38 instead of 58 ms; at 4x4 (where
+  the 2x2 conv's (h + 1)(w + 1) outputs waste 56 %) and for a few output
+  channels the taps' matmul is as fast or faster (14x14 64 -> 1: 1.9 vs
+  0.5 ms). At 7x7 128 -> 64 the taps were faster alone under YNNPACK (8.7
+  vs 7.8 ms), but with Eigen's convolutions (``cpu_ynn_fusions='reduce'``)
+  the phases make the DCGAN-28 vanilla step 10 % faster (80.2 -> 71.8 ms,
+  one process, 32 steps each; its WGAN-GP and SN-GAN steps within +-3 %,
+  the std-CNN's 4x4 layers +2 % with phases, so 4x4 keeps the taps)."""
+  return h * w >= 49 and co >= 16
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))

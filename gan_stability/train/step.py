@@ -52,7 +52,10 @@ def resolve_loop_impl(config) -> bool:
   convolutions use XLA's own gradients (``model.conv_impl`` resolving to
   ``'native'``) on the CPU backend, and scans otherwise. Reason: XLA:CPU
   compiles convolutions inside a while-loop body to a much slower kernel
-  (jax-ml/jax#12868): measured on the 2-core CPU (jax 0.10.2, DCGAN-28 at
+  (jax-ml/jax#12868; its ``ConvCanonicalization`` pass, which rewrites the
+  gradient convolutions into the form its Eigen kernels take, visits only
+  the entry computation, see ``fast_conv._conv_weight_grad``): measured on
+  the 2-core CPU (jax 0.10.2, DCGAN-28 at
   width 64, batch 64), the gradient of the WGAN-GP loss takes 0.19 s per
   iteration unrolled but 0.54 s inside a scan with XLA's own gradients.
   With :mod:`gan_stability.models.fast_conv` (XLA's forward convolutions,
