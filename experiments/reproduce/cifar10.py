@@ -152,10 +152,9 @@ QUICK = {
 # measured on this project's 2-core CPU by experiments/bench/train_steps.py
 # on 2026-11-24 (jax 0.10.2, fast_conv's custom VJPs at commit c620a21, loops
 # unrolled; matmul peak 331 GFLOP/s). The milliseconds of this shared
-# machine vary from run to run (a run on 2026-11-25 met a peak of 241
-# GFLOP/s; the later one now in docs/bench/train_steps.md, 320-337 GFLOP/s,
-# measured 2,828 / 4,159 / 15,698 ms for these three), so these estimates
-# are kept as they were. Keyed by (recipe, arch).
+# machine vary from run to run (runs on 2026-11-25 met matmul peaks of 205
+# to 337 GFLOP/s; docs/bench/train_steps.md holds the latest), so these
+# estimates are kept as they were. Keyed by (recipe, arch).
 CPU_MS_PER_STEP = {('sngan', 'cnn'): 3040.6, ('wgan_gp', 'cnn'): 4599.6,
                    ('sngan', 'resnet'): 14706.2}
 CPU_INCEPTION_IMAGES_PER_S = 6.5  # README, FID feature speed on this CPU
