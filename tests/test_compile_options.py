@@ -164,3 +164,10 @@ def test_same_step_up_to_rounding(config_name):
   assert sorted(m0) == sorted(m1)
   for k in m0:
     np.testing.assert_allclose(m0[k], m1[k], rtol=1e-3, atol=1e-5, err_msg=k)
+
+
+def test_default_compiler_options_are_auto():
+  """What the FID Inception network is compiled with."""
+  c = mog.get_config('vanilla')
+  assert c.cpu_ynn_fusions == 'auto'
+  assert co.default_compiler_options() == co.step_compiler_options(c)

@@ -91,8 +91,17 @@ def _supported(value: str) -> bool:
 def step_compiler_options(config) -> dict[str, str]:
   """``compiler_options`` for ``jax.jit`` of a train step under ``config``:
   ``{}`` off the CPU backend, for ``'xla'`` and where the option is unknown."""
-  kinds = parse(config.get('cpu_ynn_fusions', 'xla'))
+  return _cpu_options(parse(config.get('cpu_ynn_fusions', 'xla')))
+
+
+def _cpu_options(kinds: tuple[str, ...] | None) -> dict[str, str]:
   if kinds is None or jax.default_backend() != 'cpu':
     return {}
   value = option_value(kinds)
   return {OPTION: value} if _supported(value) else {}
+
+
+def default_compiler_options() -> dict[str, str]:
+  """``compiler_options`` of ``'auto'`` for jitted functions outside the
+  train steps (the FID Inception network): ``{}`` off the CPU backend."""
+  return _cpu_options(AUTO)
