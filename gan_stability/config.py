@@ -15,7 +15,7 @@ import json
 import numbers
 from typing import Any, Callable, Sequence
 
-from gan_stability import losses, penalties
+from gan_stability import compile_options, losses, penalties
 
 
 class ConfigError(ValueError):
@@ -43,7 +43,6 @@ def _choice(*choices):
 
 
 def _ynn_ok(v) -> bool:
-  from gan_stability.train import compile_options  # pylint: disable=g-import-not-at-top
   try:
     compile_options.parse(v)
   except ValueError:
@@ -51,9 +50,7 @@ def _ynn_ok(v) -> bool:
   return True
 
 
-_ynn_expect = ("'auto', 'xla', 'none' or a comma-separated subset of "
-               "['dot', 'individual_dot', 'individual_convolution', 'eltwise', "
-               "'reduce']")
+_ynn_expect = compile_options.ALLOWED + str(list(compile_options.KINDS))
 
 _POS = (lambda v: v > 0, '> 0')
 _NONNEG = (lambda v: v >= 0, '>= 0')
@@ -98,7 +95,7 @@ COMMON: dict[str, Field] = {
     'num_steps': _int(*_POS),
     'steps_per_dispatch': _int(*_POS),
     'loop_impl': _choice('auto', 'scan', 'unroll'),
-    # Which XLA:CPU kinds of ops YNNPACK runs (gan_stability/train/compile_options.py).
+    # Which XLA:CPU kinds of ops YNNPACK runs (gan_stability/compile_options.py).
     'cpu_ynn_fusions': Field(str, _ynn_ok, _ynn_expect),
     'log_every': _int(*_POS),
     'eval_every': _int(*_POS),

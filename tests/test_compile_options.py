@@ -14,7 +14,7 @@ import pytest
 from experiments.configs import mnist, mog
 from gan_stability import config as config_lib
 from gan_stability import models
-from gan_stability.train import compile_options as co
+from gan_stability import compile_options as co
 from gan_stability.train import state as state_lib
 from gan_stability.train import step as step_lib
 

@@ -45,7 +45,7 @@ A second table compares ``model.conv_impl`` 'native', 'fast_matmul' and 'fast' (
 custom-VJP forms of ``gan_stability/models/fast_conv.py``) for the DCGAN-28
 WGAN-GP step (when that case is selected). A third compares the configs'
 ``cpu_ynn_fusions`` (which XLA:CPU op kinds run in YNNPACK;
-``gan_stability/train/compile_options.py``) with XLA's default for the cases
+``gan_stability/compile_options.py``) with XLA's default for the cases
 of :data:`YNN_CASES` that are selected (both compiled, then timed in
 alternating blocks). ``--cpu_ynn_fusions`` overrides the setting of every
 case. The single-step MoG rows time 10x ``--steps`` (their steps take
@@ -247,7 +247,7 @@ class JaxStep:
   def __init__(self, config, data_shape, batch: np.ndarray):
     import jax  # pylint: disable=g-import-not-at-top
     from gan_stability import models  # pylint: disable=g-import-not-at-top
-    from gan_stability.train import compile_options  # pylint: disable=g-import-not-at-top
+    from gan_stability import compile_options  # pylint: disable=g-import-not-at-top
     from gan_stability.train import parallel  # pylint: disable=g-import-not-at-top
     from gan_stability.train import state as state_lib  # pylint: disable=g-import-not-at-top
     from gan_stability.train import step as step_lib  # pylint: disable=g-import-not-at-top
@@ -437,11 +437,11 @@ def time_alternating(runners: list, steps: int, warmup: int, rounds: int,
 
 def run_case(case: Case, *, quick: bool, steps: int, warmup: int,
              conv_impl: str = '', with_torch: bool = True,
-             torch_device: str = 'cpu', cpu_ynn_fusions: str = '') -> dict:
+             torch_device: str = 'cpu') -> dict:
   """Times one case; returns a result row (see :func:`table`)."""
   config = make_config(case, quick=quick, image_width=FLAGS.image_width,
                        image_batch=FLAGS.image_batch, conv_impl=conv_impl,
-                       cpu_ynn_fusions=cpu_ynn_fusions or FLAGS.cpu_ynn_fusions)
+                       cpu_ynn_fusions=FLAGS.cpu_ynn_fusions)
   from gan_stability.models import fast_conv  # pylint: disable=g-import-not-at-top
   batch = fake_batch(config, case.data_shape)
   js = JaxStep(config, case.data_shape, batch)

@@ -58,7 +58,7 @@ def time_training(config, seeds: list[int], repeats: int) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   from gan_stability import data as data_lib  # pylint: disable=g-import-not-at-top
   from gan_stability.sweep import vmap_seeds as vs  # pylint: disable=g-import-not-at-top
-  from gan_stability.train import compile_options  # pylint: disable=g-import-not-at-top
+  from gan_stability import compile_options  # pylint: disable=g-import-not-at-top
   from gan_stability.train import step as step_lib  # pylint: disable=g-import-not-at-top
 
   g, d, shape = vs.build(config)

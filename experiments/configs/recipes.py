@@ -84,7 +84,7 @@ def set_training_fields(c, *, batch_size: int, num_steps: int,
   # Which XLA:CPU op kinds run in the YNNPACK library in the compiled steps:
   # auto (= reduce, measured fastest) | xla (XLA's default) | none | a subset
   # of dot,individual_dot,individual_convolution,eltwise,reduce
-  # (gan_stability/train/compile_options.py). Ignored on GPUs/TPUs.
+  # (gan_stability/compile_options.py). Ignored on GPUs/TPUs.
   c.cpu_ynn_fusions = 'auto'
   c.log_every = log_every
   c.eval_every = eval_every

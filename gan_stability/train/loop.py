@@ -26,7 +26,8 @@ from gan_stability import evaluation, models, writers
 from gan_stability.checkpoint import Checkpointer
 from gan_stability.metrics import dynamics
 from gan_stability.models.layers import SPECTRAL_STATS
-from gan_stability.train import compile_options, parallel, state as state_lib
+from gan_stability import compile_options
+from gan_stability.train import parallel, state as state_lib
 from gan_stability.train import step as step_lib
 
 

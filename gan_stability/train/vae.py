@@ -39,7 +39,8 @@ from gan_stability import elbo, evaluation, writers
 from gan_stability import checkpoint
 from gan_stability.checkpoint import Checkpointer
 from gan_stability.models import vae as vae_models
-from gan_stability.train import compile_options, loop, parallel
+from gan_stability import compile_options
+from gan_stability.train import loop, parallel
 from gan_stability.train import state as state_lib
 from gan_stability.train import step as step_lib
 
