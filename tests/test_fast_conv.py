@@ -99,7 +99,10 @@ def test_conv_s1_all_orders_match_lax(kp, wgrad):
   ref = lambda x, kk: jax.lax.conv_general_dilated(x, kk, (1, 1), padding,
                                                    dimension_numbers=_DN)
   r = jax.random.normal(jax.random.key(2), ref(x, kernel).shape)
-  _close(_all_grads(op, x, kernel, r), _all_grads(ref, x, kernel, r), 1e-4)
+  # Relative to each leaf's largest entry: the second-order terms reach
+  # ~400, and the forms (taps, matmuls) sum in other orders than lax.
+  _close_to_max(_all_grads(op, x, kernel, r), _all_grads(ref, x, kernel, r),
+                1e-5)
   if k == 3 and wgrad == 'conv':  # numerical check (slow): once per padding
     check_grads(op, (x, kernel), order=2, modes=['rev'], eps=1e-2,
                 atol=2e-2, rtol=2e-2)
@@ -118,26 +121,106 @@ def test_conv_s1_asymmetric_padding(wgrad):
   _close(_all_grads(op, x, kernel, r), _all_grads(ref, x, kernel, r), 1e-4)
 
 
+@pytest.mark.parametrize('kp', [((3, 3), ((1, 1), (1, 1))),
+                                ((2, 3), ((0, 1), (2, 0))),
+                                ((1, 1), ((0, 0), (0, 0))),
+                                ((4, 2), ((0, 0), (1, 0)))])
+def test_conv_s1_forward_forms_equal_lax(kp):
+  """Every forward form of conv_s1 (XLA's conv; taps + shifted sum; im2col
+  + matmul) equals lax.conv_general_dilated, even kernels and unequal
+  padding included."""
+  ks, pads = kp
+  x = jax.random.normal(jax.random.key(0), (2, 7, 6, 3))
+  k = jax.random.normal(jax.random.key(1), ks + (3, 5))
+  want = jax.lax.conv_general_dilated(x, k, (1, 1), pads,
+                                      dimension_numbers=_DN)
+  assert set(fc.S1_FORWARD) == set(fc.S1_FORMS)
+  for form in fc.S1_FORWARD.values():
+    _close(jax.jit(form, static_argnums=2)(x, k, pads), want, 1e-5)
+
+
+def test_conv_s1_form_rules():
+  """The channel rules (measured on the CPU, see ``_s1_form`` and
+  ``_s1_wgrad_by_matmul``) on the models' layers: G's 64 -> 3 output conv
+  takes the taps, D's 3 -> 64 input conv im2col, both their kernel
+  gradients matmuls; the wide layers stay convolutions."""
+  form = fc._s1_form  # pylint: disable=protected-access
+  by_mm = fc._s1_wgrad_by_matmul  # pylint: disable=protected-access
+  assert [form(64, 3), form(3, 64), form(64, 128), form(256, 512),
+          form(3, 3)] == ['taps', 'im2col', 'conv', 'conv', 'taps']
+  assert by_mm(64, 3) and by_mm(3, 64) and by_mm(16, 64)
+  assert not by_mm(64, 128) and not by_mm(64, 16)
+
+
+@pytest.mark.parametrize('form,wgrad_mm', [('conv', False), ('conv', True),
+                                           ('taps', False), ('taps', True),
+                                           ('im2col', False)])
+def test_conv_s1_each_form_all_orders_match_lax(form, wgrad_mm, monkeypatch):
+  """conv_s1 with each forward form and kernel-gradient choice forced
+  (their VJPs call conv_s1 again, so every order goes through them):
+  values and gradients of both orders against lax."""
+  monkeypatch.setattr(fc, '_s1_form', lambda ci, co: form)
+  monkeypatch.setattr(fc, '_s1_wgrad_by_matmul', lambda ci, co: wgrad_mm)
+  jax.clear_caches()  # else a trace with other rules is reused
+  x = jax.random.normal(jax.random.key(0), (2, 7, 6, 3))
+  kernel = jax.random.normal(jax.random.key(1), (3, 3, 3, 4))
+  pads = ((1, 1), (0, 2))
+  op = lambda x, kk: fc.conv_s1(x, kk, pads)
+  ref = lambda x, kk: jax.lax.conv_general_dilated(x, kk, (1, 1), pads,
+                                                   dimension_numbers=_DN)
+  jaxpr = str(jax.make_jaxpr(op)(x, kernel))
+  assert ('conv_general_dilated' in jaxpr) == (form == 'conv')
+  r = jax.random.normal(jax.random.key(2), ref(x, kernel).shape)
+  try:
+    _close_to_max(_all_grads(op, x, kernel, r),
+                  _all_grads(ref, x, kernel, r), 1e-5)
+  finally:
+    jax.clear_caches()  # later tests trace conv_s1 with the real rules
+
+
 @pytest.mark.parametrize('shape', [(2, 5, 6, 3), (1, 1, 1, 2), (3, 8, 9, 4)])
 def test_conv_t2_forward_forms_equal_lax(shape):
-  """Both forward forms of conv_t2 (taps + overlap-add; one sub-pixel
-  conv) equal lax.conv_transpose, whichever the size rule picks."""
+  """Every forward form of conv_t2 (taps + overlap-add; the sub-pixel
+  convs: one for all phases, one per row phase, one per phase) equals
+  lax.conv_transpose, whichever the size rule picks."""
   x = jax.random.normal(jax.random.key(0), shape)
   k = jax.random.normal(jax.random.key(1), (4, 4, shape[-1], 5))
   want = _lax_conv_t2(x, k)
-  for form in (fc._t2_taps, fc._t2_phases):  # pylint: disable=protected-access
+  assert set(fc.T2_FORWARD) == set(fc.T2_FORMS)
+  for form in fc.T2_FORWARD.values():
     _close(jax.jit(form)(x, k), want, 1e-5)
 
 
-def test_conv_t2_phase_form_all_orders_match_lax():
-  """A shape where conv_t2's forward is the sub-pixel conv (8x8, 16
-  channels out): values and gradients of both orders."""
-  assert fc._t2_by_phases(8, 8, 16)  # pylint: disable=protected-access
+def test_conv_t2_form_rule():
+  """The size rule (measured on the CPU, see ``_t2_form``): few output
+  channels or 4x4 inputs -> taps; even sizes up to 8x8 -> one conv per
+  phase; larger or odd -> one conv per row phase."""
+  form = fc._t2_form  # pylint: disable=protected-access
+  assert [form(4, 4, 256), form(14, 14, 1), form(8, 8, 128), form(7, 7, 64),
+          form(16, 16, 64)] == ['taps', 'taps', 'exact', 'rows', 'rows']
+  assert all(form(h, h, c) in fc.T2_FORMS for h in range(1, 40)
+             for c in (1, 15, 16, 512))
+
+
+@pytest.mark.parametrize('form', ['taps', 'phases', 'rows', 'exact'])
+def test_conv_t2_each_form_all_orders_match_lax(form, monkeypatch):
+  """conv_t2 with each forward form forced (its VJPs call conv_s2 and
+  conv_t2 again, so every order goes through the form): values and
+  gradients of both orders against lax (8x8 -> 16x16, 16 channels out)."""
+  monkeypatch.setattr(fc, '_t2_form', lambda h, w, co: form)
+  jax.clear_caches()  # else conv_t2's trace from another form is reused
   x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
   k = jax.random.normal(jax.random.key(1), (4, 4, 3, 16))
   r = jax.random.normal(jax.random.key(2), (2, 16, 16, 16))
-  _close_to_max(_all_grads(fc.conv_t2, x, k, r),
-                _all_grads(_lax_conv_t2, x, k, r), 1e-5)
+  # The forced form is the one traced: 0, 1, 2 or 4 forward convolutions.
+  jaxpr = str(jax.make_jaxpr(fc.conv_t2)(x, k))
+  assert jaxpr.count('conv_general_dilated') == {
+      'taps': 0, 'phases': 1, 'rows': 2, 'exact': 4}[form]
+  try:
+    _close_to_max(_all_grads(fc.conv_t2, x, k, r),
+                  _all_grads(_lax_conv_t2, x, k, r), 1e-5)
+  finally:
+    jax.clear_caches()  # later tests trace conv_t2 with the real rule
 
 
 def _kernel_grad(op, x, kernel, dy):
@@ -280,18 +363,20 @@ def test_strided_conv_module_matches_flax_including_double_grad(hw):
 
 def test_other_layers_are_the_standard_ops():
   """Other kernels / strides and odd inputs use XLA's op as is; the stride-1
-  forward pass is XLA's op too."""
-  x = jax.random.normal(jax.random.key(0), (2, 7, 7, 3))  # odd: no conv_s2
-  for ref, fast in [(nn.Conv(4, (4, 4), (2, 2), padding='SAME'),
-                     fc.Conv(4, (4, 4), (2, 2), impl='fast')),
-                    (nn.Conv(4, (3, 3), (2, 2), padding='SAME'),
-                     fc.Conv(4, (3, 3), (2, 2), impl='fast')),
-                    (nn.Conv(4, (3, 3), padding='SAME'),
-                     fc.Conv(4, (3, 3), impl='fast')),
-                    (nn.Conv(4, (3, 3), padding='VALID'),
-                     fc.Conv(4, (3, 3), padding='VALID', impl='fast')),
-                    (nn.ConvTranspose(4, (5, 5), (2, 2), padding='SAME'),
-                     fc.ConvTranspose(4, (5, 5), impl='fast'))]:
+  forward pass is XLA's op too unless the channels are few (``_s1_form``:
+  matmul forms, tested against lax above)."""
+  x3 = jax.random.normal(jax.random.key(0), (2, 7, 7, 3))  # odd: no conv_s2
+  x17 = jax.random.normal(jax.random.key(0), (2, 7, 7, 17))
+  for ref, fast, x in [(nn.Conv(4, (4, 4), (2, 2), padding='SAME'),
+                        fc.Conv(4, (4, 4), (2, 2), impl='fast'), x3),
+                       (nn.Conv(4, (3, 3), (2, 2), padding='SAME'),
+                        fc.Conv(4, (3, 3), (2, 2), impl='fast'), x3),
+                       (nn.Conv(9, (3, 3), padding='SAME'),
+                        fc.Conv(9, (3, 3), impl='fast'), x17),
+                       (nn.Conv(9, (3, 3), padding='VALID'),
+                        fc.Conv(9, (3, 3), padding='VALID', impl='fast'), x17),
+                       (nn.ConvTranspose(4, (5, 5), (2, 2), padding='SAME'),
+                        fc.ConvTranspose(4, (5, 5), impl='fast'), x3)]:
     params = ref.init(jax.random.key(1), x)
     np.testing.assert_array_equal(fast.apply(params, x), ref.apply(params, x))
 
@@ -322,9 +407,12 @@ def test_resolve_impl():
 def test_fast_matmul_modules_equal_fast_ones():
   """``impl='fast_matmul'``: the same function and gradients, the matmul
   weight gradients in the jaxpr of the gradient."""
-  x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
-  for m in (fc.Conv(4, (4, 4), (2, 2), impl='fast'),
-            fc.Conv(4, (3, 3), impl='fast'), fc.ConvTranspose(4, impl='fast')):
+  x3 = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+  x17 = jax.random.normal(jax.random.key(0), (2, 8, 8, 17))
+  # (the 3x3 conv with 17 -> 9 channels: 'fast' uses the conv forms there)
+  for m, x in ((fc.Conv(4, (4, 4), (2, 2), impl='fast'), x3),
+               (fc.Conv(9, (3, 3), impl='fast'), x17),
+               (fc.ConvTranspose(4, impl='fast'), x3)):
     p = m.init(jax.random.key(1), x)
     mm = m.clone(impl='fast_matmul')
     loss = lambda mod: lambda p: jnp.sum(jnp.sin(mod.apply(p, x)))
@@ -343,8 +431,12 @@ def test_conv_weight_gradients_compile_to_canonical_convs_in_a_loop(op_name):
   Eigen, not as its naive loop nest; lax's own kernel gradient is not."""
   if jax.default_backend() != 'cpu':
     pytest.skip('an XLA:CPU property')
-  x = jnp.ones((4, 8, 8, 3))
-  k = {'s1': (3, 3, 3, 5)}.get(op_name, (4, 4, 3, 5))
+  # s1: enough channels for the convolution forms (_s1_form,
+  # _s1_wgrad_by_matmul); few channels take matmuls, no convolution at all.
+  x = jnp.ones((4, 8, 8, 17 if op_name == 's1' else 3))
+  k = {'s1': (3, 3, 17, 9)}.get(op_name, (4, 4, 3, 5))
+  assert fc._s1_form(17, 9) == 'conv'  # pylint: disable=protected-access
+  assert not fc._s1_wgrad_by_matmul(17, 9)  # pylint: disable=protected-access
   fast = {'s1': lambda x, k: fc.conv_s1(x, k, ((1, 1), (1, 1))),
           's2': fc.conv_s2, 't2': fc.conv_t2}[op_name]
   lax_op = {'s1': lambda x, k: jax.lax.conv_general_dilated(

@@ -24,15 +24,19 @@ forward convolutions (already in canonical form) and matmuls, which are
 fast:
 
 * ``conv_s1`` (stride 1, any kernel, explicit padding): forward is XLA's
-  op; ``dx`` is ``conv_s1`` of ``dy`` with the adjoint kernel; ``dK`` is
-  :func:`s1_conv_weight_grad`, one canonical convolution of ``x`` and
-  ``dy`` (or, with ``wgrad='matmul'``, :func:`valid_weight_grad`: matmuls
-  over shifted copies of ``x`` or of ``dy``, whichever moves less memory).
+  op, or for few channels a matmul form (:func:`_s1_form`: the taps for
+  few outputs, im2col for few inputs); ``dx`` is ``conv_s1`` of ``dy`` with
+  the adjoint kernel; ``dK`` is :func:`s1_conv_weight_grad`, one canonical
+  convolution of ``x`` and ``dy``, or :func:`valid_weight_grad` (matmuls
+  over shifted copies of ``x`` or of ``dy``, whichever moves less memory)
+  for few channels (:func:`_s1_wgrad_by_matmul`) and with
+  ``wgrad='matmul'``.
 * ``conv_s2`` / ``conv_t2`` (4x4, stride 2, ``'SAME'``): the strided conv's
-  forward is XLA's op; the transposed conv's forward is either one stride-1
-  2x2 conv producing the four output phases (sub-pixel form) or one matmul
-  plus an overlap-add, by size (XLA's ``lhs_dilation`` op fell to
-  130-170 ms inside the SN-GAN step).
+  forward is XLA's op; the transposed conv's forward is, by size
+  (:func:`_t2_form`), stride-1 2x2 convs producing the four output phases
+  (sub-pixel form: one conv for all four, one per row phase, or one per
+  phase) or one matmul plus an overlap-add (XLA's ``lhs_dilation`` op fell
+  to 130-170 ms inside the SN-GAN step).
 * Notation (one spatial axis; the other is the same): ``conv_s2(x, K)`` is
   ``y[i] = sum_t K[t]^T x[2i + t - 1]`` (XLA's SAME padding (1, 1), input
   size even), ``conv_t2(x, W)`` is ``lax.conv_transpose(x, W, (2, 2),
@@ -67,8 +71,10 @@ inputs to a strided conv, use XLA's ops and gradients unchanged (the models
 have none). Earlier versions of this module replaced every convolution's
 forward pass by matmuls (im2col, phase and space-to-depth forms); those were
 slower than XLA's forward convolutions (5x for a 3x3 conv 64 -> 64, 27x for
-64 -> 3) and multiplied the zero taps of assembled 3x3 kernels, so they were
-removed.
+64 -> 3 by im2col) and multiplied the zero taps of assembled 3x3 kernels, so
+they were removed. The matmul forms kept for few channels are other ones:
+the taps (one matmul with ``kh kw C_out`` columns, then a shifted sum) take
+4.5 instead of XLA's 15.2 ms for that 64 -> 3 conv (:func:`_s1_form`).
 
 XLA:CPU's own convolution gradients are slow inside ``lax.scan``
 (jax-ml/jax#12868); with these custom VJPs scanned loops are as fast, so
@@ -259,6 +265,77 @@ def _pad1(x: jax.Array) -> jax.Array:
   return jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
 
 
+S1_FORMS = ('conv', 'taps', 'im2col')
+
+
+def _s1_form(ci: int, co: int) -> str:
+  """Which forward form :func:`conv_s1` uses for ``ci`` input and ``co``
+  output channels: XLA's convolution (``'conv'``), :func:`_s1_taps` or
+  :func:`_s1_im2col`.
+
+  XLA:CPU's convolution is slow with few output or input channels: measured
+  alone on the 2-core CPU (jax 0.10.2, batch 64, 3x3 at 32x32, median of 15
+  calls inside a scan; ms, conv / taps): 64 -> 3 15.2 / 4.5, 64 -> 8 12.5 /
+  9.0, 64 -> 16 12.4 / 17.0, 128 -> 8 at 16x16 6.4 / 2.1; (conv / im2col)
+  3 -> 64 4.0 / 2.9, 8 -> 64 4.2 / 5.4.
+  """
+  if co <= 8:
+    return 'taps'
+  if ci <= 4:
+    return 'im2col'
+  return 'conv'
+
+
+def _s1_wgrad_by_matmul(ci: int, co: int) -> bool:
+  """Whether :func:`conv_s1`'s kernel gradient (``wgrad='conv'``) is
+  :func:`valid_weight_grad` (matmuls) rather than
+  :func:`s1_conv_weight_grad` (a convolution whose batch is ``ci``, whose
+  features are ``co``: slow when either is small). Measured alone as in
+  :func:`_s1_form` (ms, conv / matmul): 64 -> 3 17.5 / 4.4, 3 -> 64 3.3 /
+  1.1, 64 -> 8 22.2 / 11.7, 8 -> 64 12.2 / 3.6, 16 -> 64 12.2 / 4.7, 64 ->
+  16 20.5 / 20.1, 128 -> 8 at 16x16 9.7 / 3.7; the wider layers of the
+  models are as fast or faster as convolutions."""
+  return ci <= 16 or co <= 8
+
+
+def _s1_taps(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
+  """Stride-1 conv as one matmul and a shifted sum: ``P = x @ K'`` holds
+  every tap's contribution ``K[t, s]^T x[j]`` (``[B, H, W, kh kw co]``);
+  with ``P`` zero-padded like ``x``, ``y[i, j] = sum_(t, s) P_pad[i + t,
+  j + s, (t, s)]``. Cheap when ``co`` is small (the matmul's ``kh kw co``
+  columns are few)."""
+  b, h, w, ci = x.shape
+  kh, kw, _, co = kernel.shape
+  (t0, t1), (l0, l1) = padding
+  oh, ow = h + t0 + t1 - kh + 1, w + l0 + l1 - kw + 1
+  k = kernel.transpose(2, 0, 1, 3).reshape(ci, kh * kw * co)
+  taps = jnp.dot(x.reshape(b * h * w, ci), k).reshape(b, h, w, kh * kw * co)
+  taps = jnp.pad(taps, ((0, 0), (t0, t1), (l0, l1), (0, 0)))
+  taps = taps.reshape(b, h + t0 + t1, w + l0 + l1, kh, kw, co)
+  return sum(taps[:, t:t + oh, s:s + ow, t, s]
+             for t in range(kh) for s in range(kw))
+
+
+def _s1_im2col(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
+  """Stride-1 conv as one matmul of the ``kh kw`` shifted windows of ``x``
+  padded (``[B oh ow, kh kw ci]``) with the kernel. Cheap when ``ci`` is
+  small (the windows are ``kh kw`` copies of ``x``)."""
+  b = x.shape[0]
+  kh, kw, ci, co = kernel.shape
+  xp = jnp.pad(x, ((0, 0),) + tuple(padding) + ((0, 0),))
+  oh, ow = xp.shape[1] - kh + 1, xp.shape[2] - kw + 1
+  cols = jnp.concatenate([xp[:, t:t + oh, s:s + ow]
+                          for t in range(kh) for s in range(kw)], axis=-1)
+  y = jnp.dot(cols.reshape(b * oh * ow, kh * kw * ci),
+              kernel.reshape(kh * kw * ci, co))
+  return y.reshape(b, oh, ow, co)
+
+
+S1_FORWARD = {'conv': lambda x, k, padding: _native_conv(x, k, (1, 1),
+                                                         padding),
+              'taps': _s1_taps, 'im2col': _s1_im2col}
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def conv_s1(x: jax.Array, kernel: jax.Array, padding, wgrad: str = 'conv'
             ) -> jax.Array:
@@ -266,9 +343,13 @@ def conv_s1(x: jax.Array, kernel: jax.Array, padding, wgrad: str = 'conv'
   HWIO; ``padding`` = ``((low, high), (low, high))`` with each at most
   ``k - 1``), with a custom VJP: ``dx`` is ``conv_s1`` of ``dy`` with
   ``adj(K)`` and padding ``(k - 1 - low, k - 1 - high)``; ``dK`` is
-  :func:`s1_conv_weight_grad` (``wgrad='conv'``) or
-  :func:`valid_weight_grad` of ``x`` padded (``'matmul'``)."""
-  return _native_conv(x, kernel, (1, 1), padding)
+  :func:`s1_conv_weight_grad` (``wgrad='conv'``; :func:`valid_weight_grad`
+  for few channels, :func:`_s1_wgrad_by_matmul`) or
+  :func:`valid_weight_grad` of ``x`` padded (``'matmul'``). The forward pass
+  is XLA's convolution, or a matmul form for few channels
+  (:func:`_s1_form`)."""
+  form = _s1_form(x.shape[-1], kernel.shape[-1])
+  return S1_FORWARD[form](x, kernel, padding)
 
 
 def _conv_s1_fwd(x, kernel, padding, wgrad):
@@ -285,7 +366,7 @@ def _s1_dx(dy, kernel, padding, wgrad):
 def _conv_s1_bwd(padding, wgrad, res, dy):
   x, kernel = res
   dx = _s1_dx(dy, kernel, padding, wgrad)
-  if wgrad == 'conv':
+  if wgrad == 'conv' and not _s1_wgrad_by_matmul(*kernel.shape[2:]):
     return dx, s1_conv_weight_grad(x, dy, padding)
   kh, kw = kernel.shape[:2]
   xp = jnp.pad(x, ((0, 0),) + tuple(padding) + ((0, 0),))
@@ -396,18 +477,44 @@ def _conv_s2_bwd(wgrad, res, dy):
 conv_s2.defvjp(_conv_s2_fwd, _conv_s2_bwd)
 
 
-def _t2_by_phases(h: int, w: int, co: int) -> bool:
-  """Whether :func:`conv_t2`'s forward uses :func:`_t2_phases` (else
-  :func:`_t2_taps`). Measured on one core (batch 64): 16x16 128 -> 64 takes
-  39 instead of 99 ms, 8x8 256 -> 128 38 instead of 58 ms; at 4x4 (where
-  the 2x2 conv's (h + 1)(w + 1) outputs waste 56 %) and for a few output
-  channels the taps' matmul is as fast or faster (14x14 64 -> 1: 1.9 vs
-  0.5 ms). At 7x7 128 -> 64 the taps were faster alone under YNNPACK (8.7
-  vs 7.8 ms), but with Eigen's convolutions (``cpu_ynn_fusions='reduce'``)
-  the phases make the DCGAN-28 vanilla step 10 % faster (80.2 -> 71.8 ms,
-  one process, 32 steps each; its WGAN-GP and SN-GAN steps within +-3 %,
-  the std-CNN's 4x4 layers +2 % with phases, so 4x4 keeps the taps)."""
-  return h * w >= 49 and co >= 16
+T2_FORMS = ('taps', 'phases', 'rows', 'exact')
+
+
+def _t2_form(h: int, w: int, co: int) -> str:
+  """Which forward form :func:`conv_t2` uses for an ``h x w`` input and
+  ``co`` output channels: ``'taps'`` (:func:`_t2_taps`), ``'phases'``
+  (:func:`_t2_phases`), ``'rows'`` (:func:`_t2_rows`) or ``'exact'``
+  (:func:`_t2_exact`).
+
+  Measured alone on the 2-core CPU (jax 0.10.2, batch 64, Eigen
+  convolutions, median of 15 calls inside a scan; ms per call, taps /
+  phases / rows / exact): 4x4 512 -> 256 22.7 / 34.4 / 26.7 / 22.9; 4x4
+  256 -> 256 11.8 / 17.9 / 13.8 / 11.0; 8x8 256 -> 128 26.9 / 26.0 / 24.0
+  / 21.0; 7x7 128 -> 64 4.8 / 5.5 / 4.6 / 4.9; 16x16 128 -> 64 31.6 / 25.1
+  / 23.5 / 26.2; 14x14 64 -> 1 0.5 / 1.5 / 2.5 / 1.7. The one-conv
+  ``'phases'`` form computes ``(h + 1)(w + 1)`` positions for ``h w``
+  outputs (27 % more at 8x8, 56 % at 4x4); ``'rows'`` wastes ``(w + 1) / w``
+  and ``'exact'`` nothing, at the price of two or four convolutions with
+  ``2 co`` or ``co`` output channels. In whole train steps (one process,
+  the rules timed alternately, median of 12-64 steps), this rule against
+  the earlier one (``'phases'`` from 7x7 up, ``'taps'`` below): std-CNN
+  SN-GAN 3446 -> 3341 ms, DCGAN-28 WGAN-GP 341 -> 321 ms, DCGAN-28 SN-GAN
+  232 -> 221 ms, DCGAN-28 vanilla 72.0 -> 69.4 ms; at 4x4 the taps beat
+  ``'exact'`` in the step (3455 vs 3501 ms) and at 7x7 ``'rows'`` beat it
+  (221 vs 231 ms), while at 8x8 ``'exact'`` beat ``'rows'``.
+  """
+  if co < 16 or h * w <= 16:
+    return 'taps'
+  if h * w <= 64 and h % 2 == 0 and w % 2 == 0:
+    return 'exact'
+  return 'rows'
+
+
+def _t2_phase_kernel(kernel: jax.Array) -> jax.Array:
+  """``[4, 4, ci, co] -> [p, a, q, c, ci, co]`` with ``[p, a, q, c] =
+  W[2p + a, 2q + c]``: the 2x2 kernel of output phase ``(a, c)``."""
+  ci, co = kernel.shape[2:]
+  return kernel.reshape(2, 2, 2, 2, ci, co)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -417,15 +524,13 @@ def conv_t2(x: jax.Array, kernel: jax.Array, wgrad: str = 'conv'
   (NHWC, HWIO), with the fast VJP of the module docstring (``dW``: for
   ``wgrad='conv'`` :func:`s2_conv_weight_grad` with the roles of ``x`` and
   ``dy`` swapped, taps flipped; for ``'matmul'`` :func:`t2_weight_grad`;
-  see :func:`t2_conv_weight_grad`). The forward
-  pass is :func:`_t2_phases` or :func:`_t2_taps` (:func:`_t2_by_phases`);
-  XLA's own op (an ``lhs_dilation`` convolution) took 6 ms at 7x7 -> 14x14
-  alone but 130-170 ms for 16x16 -> 32x32 (64 channels) inside the SN-GAN
-  train step."""
+  see :func:`t2_conv_weight_grad`). The forward pass is one of the
+  :data:`T2_FORMS` by size (:func:`_t2_form`); XLA's own op (an
+  ``lhs_dilation`` convolution) took 6 ms at 7x7 -> 14x14 alone but
+  130-170 ms for 16x16 -> 32x32 (64 channels) inside the SN-GAN train
+  step."""
   _, h, w, _ = x.shape
-  if _t2_by_phases(h, w, kernel.shape[-1]):
-    return _t2_phases(x, kernel)
-  return _t2_taps(x, kernel)
+  return T2_FORWARD[_t2_form(h, w, kernel.shape[-1])](x, kernel)
 
 
 def _t2_taps(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -442,21 +547,57 @@ def _t2_taps(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 def _t2_phases(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """:func:`conv_t2` as one stride-1 conv (sub-pixel form): output row
-  ``2r + a`` is ``W[a]^T x[r - 1 + a] + W[2 + a]^T x[r + a]`` after the
-  index shift below (one spatial axis), i.e. a 2x2 ``'VALID'`` conv of
-  ``x`` padded by one, ``y[u] = K[0]^T x_pad[u] + K[1]^T x_pad[u + 1]``,
-  with kernel ``K[p, a] = W[2p + a]`` for phase ``a``, read at ``u = r + a``.
-  All four phases are one conv with ``4 C_out`` output channels on the
-  ``(H + 1) x (W + 1)`` grid; a depth-to-space interleaves them."""
+  ``2r + a`` is ``W[a]^T x[r - 1 + a] + W[2 + a]^T x[r + a]`` (one spatial
+  axis), i.e. a 2x2 ``'VALID'`` conv of ``x`` padded by one, ``y[u] =
+  K[0]^T x_pad[u] + K[1]^T x_pad[u + 1]``, with kernel ``K[p, a] = W[2p +
+  a]`` for phase ``a``, read at ``u = r + a``. All four phases are one conv
+  with ``4 C_out`` output channels on the ``(H + 1) x (W + 1)`` grid; a
+  depth-to-space interleaves them."""
   b, h, w, ci = x.shape
   co = kernel.shape[-1]
-  # [2p + a, 2q + c, ci, co] -> [p, q, ci, (a, c, co)]
-  k = kernel.reshape(2, 2, 2, 2, ci, co).transpose(0, 2, 4, 1, 3, 5)
+  # [p, a, q, c, ci, co] -> [p, q, ci, (a, c, co)]
+  k = _t2_phase_kernel(kernel).transpose(0, 2, 4, 1, 3, 5)
   y = _native_conv(_pad1(x), k.reshape(2, 2, ci, 4 * co), (1, 1), 'VALID')
   y = y.reshape(b, h + 1, w + 1, 2, 2, co)
   rows = [jnp.stack([y[:, a:a + h, c:c + w, a, c] for c in range(2)], axis=3)
           for a in range(2)]  # [B, h, w, 2 (c), co] for each a
   return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, co)
+
+
+def _t2_rows(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """:func:`conv_t2` as one stride-1 conv per output row phase ``a``: the
+  rows of phase ``a`` read ``x[r - 1 + a]`` and ``x[r + a]`` (see
+  :func:`_t2_phases`), a 2x2 conv with row padding ``(1 - a, a)``, exactly
+  ``H`` rows; its two column phases share it as in :func:`_t2_phases`
+  (``2 C_out`` channels on ``W + 1`` columns)."""
+  b, h, w, ci = x.shape
+  co = kernel.shape[-1]
+  k6 = _t2_phase_kernel(kernel)
+  rows = []
+  for a in range(2):
+    k = k6[:, a].transpose(0, 1, 3, 2, 4).reshape(2, 2, ci, 2 * co)
+    y = _native_conv(x, k, (1, 1), ((1 - a, a), (1, 1)))
+    y = y.reshape(b, h, w + 1, 2, co)
+    rows.append(jnp.stack([y[:, :, c:c + w, c] for c in range(2)], axis=3))
+  return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, co)
+
+
+def _t2_exact(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """:func:`conv_t2` as four stride-1 2x2 convs, one per output phase ``(a,
+  c)``, each padded ``((1 - a, a), (1 - c, c))`` so that it computes exactly
+  the ``H x W`` outputs of its phase (see :func:`_t2_rows`)."""
+  b, h, w, _ = x.shape
+  co = kernel.shape[-1]
+  k6 = _t2_phase_kernel(kernel)
+  rows = [jnp.stack([_native_conv(x, k6[:, a, :, c], (1, 1),
+                                  ((1 - a, a), (1 - c, c)))
+                     for c in range(2)], axis=3)
+          for a in range(2)]  # [B, h, w, 2 (c), co] for each a
+  return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, co)
+
+
+T2_FORWARD = {'taps': _t2_taps, 'phases': _t2_phases, 'rows': _t2_rows,
+              'exact': _t2_exact}
 
 
 def _overlap_add(p: jax.Array) -> jax.Array:
