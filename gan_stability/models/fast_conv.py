@@ -34,8 +34,8 @@ fast:
 * ``conv_s2`` / ``conv_t2`` (4x4, stride 2, ``'SAME'``): the strided conv's
   forward is XLA's op; the transposed conv's forward is, by size
   (:func:`_t2_form`), stride-1 2x2 convs producing the four output phases
-  (sub-pixel form: one conv for all four, one per row phase, or one per
-  phase) or one matmul plus an overlap-add (XLA's ``lhs_dilation`` op fell
+  (sub-pixel form: one conv per row phase or one per phase) or one matmul
+  plus an overlap-add (XLA's ``lhs_dilation`` op fell
   to 130-170 ms inside the SN-GAN step).
 * Notation (one spatial axis; the other is the same): ``conv_s2(x, K)`` is
   ``y[i] = sum_t K[t]^T x[2i + t - 1]`` (XLA's SAME padding (1, 1), input
@@ -477,27 +477,27 @@ def _conv_s2_bwd(wgrad, res, dy):
 conv_s2.defvjp(_conv_s2_fwd, _conv_s2_bwd)
 
 
-T2_FORMS = ('taps', 'phases', 'rows', 'exact')
+T2_FORMS = ('taps', 'rows', 'exact')
 
 
 def _t2_form(h: int, w: int, co: int) -> str:
   """Which forward form :func:`conv_t2` uses for an ``h x w`` input and
-  ``co`` output channels: ``'taps'`` (:func:`_t2_taps`), ``'phases'``
-  (:func:`_t2_phases`), ``'rows'`` (:func:`_t2_rows`) or ``'exact'``
-  (:func:`_t2_exact`).
+  ``co`` output channels: ``'taps'`` (:func:`_t2_taps`), ``'rows'``
+  (:func:`_t2_rows`) or ``'exact'`` (:func:`_t2_exact`).
 
   Measured alone on the 2-core CPU (jax 0.10.2, batch 64, Eigen
   convolutions, median of 15 calls inside a scan; ms per call, taps /
-  phases / rows / exact): 4x4 512 -> 256 22.7 / 34.4 / 26.7 / 22.9; 4x4
-  256 -> 256 11.8 / 17.9 / 13.8 / 11.0; 8x8 256 -> 128 26.9 / 26.0 / 24.0
-  / 21.0; 7x7 128 -> 64 4.8 / 5.5 / 4.6 / 4.9; 16x16 128 -> 64 31.6 / 25.1
-  / 23.5 / 26.2; 14x14 64 -> 1 0.5 / 1.5 / 2.5 / 1.7. The one-conv
-  ``'phases'`` form computes ``(h + 1)(w + 1)`` positions for ``h w``
-  outputs (27 % more at 8x8, 56 % at 4x4); ``'rows'`` wastes ``(w + 1) / w``
-  and ``'exact'`` nothing, at the price of two or four convolutions with
+  phases / rows / exact, where phases was the earlier single 2x2 conv with
+  ``4 co`` outputs for all four phases, since removed): 4x4 512 -> 256
+  22.7 / 34.4 / 26.7 / 22.9; 4x4 256 -> 256 11.8 / 17.9 / 13.8 / 11.0; 8x8
+  256 -> 128 26.9 / 26.0 / 24.0 / 21.0; 7x7 128 -> 64 4.8 / 5.5 / 4.6 /
+  4.9; 16x16 128 -> 64 31.6 / 25.1 / 23.5 / 26.2; 14x14 64 -> 1 0.5 / 1.5
+  / 2.5 / 1.7. The phases form computed ``(h + 1)(w + 1)`` positions for
+  ``h w`` outputs (27 % more at 8x8, 56 % at 4x4); ``'rows'`` wastes ``(w +
+  1) / w`` and ``'exact'`` nothing, at the price of two or four convolutions with
   ``2 co`` or ``co`` output channels. In whole train steps (one process,
   the rules timed alternately, median of 12-64 steps), this rule against
-  the earlier one (``'phases'`` from 7x7 up, ``'taps'`` below): std-CNN
+  the earlier one (phases from 7x7 up, taps below): std-CNN
   SN-GAN 3446 -> 3341 ms, DCGAN-28 WGAN-GP 341 -> 321 ms, DCGAN-28 SN-GAN
   232 -> 221 ms, DCGAN-28 vanilla 72.0 -> 69.4 ms; at 4x4 the taps beat
   ``'exact'`` in the step (3455 vs 3501 ms) and at 7x7 ``'rows'`` beat it
@@ -545,31 +545,14 @@ def _t2_taps(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return _overlap_add(taps.reshape(b, h, w, 4, 4, co))
 
 
-def _t2_phases(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """:func:`conv_t2` as one stride-1 conv (sub-pixel form): output row
-  ``2r + a`` is ``W[a]^T x[r - 1 + a] + W[2 + a]^T x[r + a]`` (one spatial
-  axis), i.e. a 2x2 ``'VALID'`` conv of ``x`` padded by one, ``y[u] =
-  K[0]^T x_pad[u] + K[1]^T x_pad[u + 1]``, with kernel ``K[p, a] = W[2p +
-  a]`` for phase ``a``, read at ``u = r + a``. All four phases are one conv
-  with ``4 C_out`` output channels on the ``(H + 1) x (W + 1)`` grid; a
-  depth-to-space interleaves them."""
-  b, h, w, ci = x.shape
-  co = kernel.shape[-1]
-  # [p, a, q, c, ci, co] -> [p, q, ci, (a, c, co)]
-  k = _t2_phase_kernel(kernel).transpose(0, 2, 4, 1, 3, 5)
-  y = _native_conv(_pad1(x), k.reshape(2, 2, ci, 4 * co), (1, 1), 'VALID')
-  y = y.reshape(b, h + 1, w + 1, 2, 2, co)
-  rows = [jnp.stack([y[:, a:a + h, c:c + w, a, c] for c in range(2)], axis=3)
-          for a in range(2)]  # [B, h, w, 2 (c), co] for each a
-  return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, co)
-
-
 def _t2_rows(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """:func:`conv_t2` as one stride-1 conv per output row phase ``a``: the
-  rows of phase ``a`` read ``x[r - 1 + a]`` and ``x[r + a]`` (see
-  :func:`_t2_phases`), a 2x2 conv with row padding ``(1 - a, a)``, exactly
-  ``H`` rows; its two column phases share it as in :func:`_t2_phases`
-  (``2 C_out`` channels on ``W + 1`` columns)."""
+  """:func:`conv_t2` as one stride-1 conv per output row phase ``a``
+  (sub-pixel form). One spatial axis: output row ``2r + a`` is ``W[a]^T
+  x[r - 1 + a] + W[2 + a]^T x[r + a]``, a 2x2 conv with kernel ``K[p] =
+  W[2p + a]`` and row padding ``(1 - a, a)``, exactly ``H`` rows. Its two
+  column phases ``c`` share one conv: padded by one column on each side it
+  yields ``W + 1`` columns of ``2 C_out`` channels, phase ``c`` read at
+  columns ``c ... c + W - 1``."""
   b, h, w, ci = x.shape
   co = kernel.shape[-1]
   k6 = _t2_phase_kernel(kernel)
@@ -596,8 +579,7 @@ def _t2_exact(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, co)
 
 
-T2_FORWARD = {'taps': _t2_taps, 'phases': _t2_phases, 'rows': _t2_rows,
-              'exact': _t2_exact}
+T2_FORWARD = {'taps': _t2_taps, 'rows': _t2_rows, 'exact': _t2_exact}
 
 
 def _overlap_add(p: jax.Array) -> jax.Array:
