@@ -223,6 +223,100 @@ def test_conv_t2_each_form_all_orders_match_lax(form, monkeypatch):
     jax.clear_caches()  # later tests trace conv_t2 with the real rule
 
 
+def _lax_same3(x, k):
+  return jax.lax.conv_general_dilated(x, k, (1, 1), 'SAME',
+                                      dimension_numbers=_DN)
+
+
+@pytest.mark.parametrize('shape,co', [((2, 4, 6, 5), 7), ((3, 8, 4, 9), 6),
+                                      ((1, 2, 2, 1), 1)])
+def test_winograd_conv_all_orders_match_lax(shape, co):
+  """Winograd F(2x2, 3x3) is the 3x3 'SAME' conv: values, the gradients
+  and the gradients of a penalty on them (every order goes through the
+  custom VJPs of _wino / _wino_kernel_grad / the kernel transform), and a
+  third order; non-square sizes, odd channel counts."""
+  x = jax.random.normal(jax.random.key(0), shape)
+  k = jax.random.normal(jax.random.key(1), (3, 3, shape[-1], co))
+  r = jax.random.normal(jax.random.key(2), shape[:3] + (co,))
+  _close_to_max(_all_grads(fc.winograd_conv, x, k, r),
+                _all_grads(_lax_same3, x, k, r), 1e-5)
+  def third(op):  # d/d(x, k) |d/dk |d/dx <tanh(op(x, k)), r>|^2|^2
+    gx = lambda x, k: jax.grad(lambda x: jnp.sum(jnp.tanh(op(x, k)) * r))(x)
+    gk = lambda x, k: jax.grad(lambda k: jnp.sum(gx(x, k) ** 2))(k)
+    return jax.jit(jax.grad(lambda x, k: jnp.sum(gk(x, k) ** 2),
+                            argnums=(0, 1)))(x, k)
+  if co == 7:  # (slow: one shape)
+    _close_to_max(third(fc.winograd_conv), third(_lax_same3), 1e-5)
+    check_grads(fc.winograd_conv, (x, k), order=2, modes=['rev'], eps=1e-2,
+                atol=2e-2, rtol=2e-2)
+
+
+def test_winograd_transforms_are_adjoint_pairs():
+  """<T k, u> = <k, T^T u> for the kernel transform and <O m, y> = <m,
+  O^T y> for the output transform, by the explicit transposes; and the
+  adjoint direction of _wino with the permutation pi is the conv with
+  adj(K) (flipped taps, in/out swapped)."""
+  keys = jax.random.split(jax.random.key(0), 6)
+  k = jax.random.normal(keys[0], (3, 3, 4, 5))
+  u = jax.random.normal(keys[1], (16, 4, 5))
+  dot = lambda a, b: float(jnp.vdot(a, b))
+  np.testing.assert_allclose(dot(fc._winograd_kernel(k), u),  # pylint: disable=protected-access
+                             dot(k, fc._winograd_kernel_t(u)), rtol=1e-5)  # pylint: disable=protected-access
+  m = jax.random.normal(keys[2], (16, 2 * 3 * 2, 5))
+  y = jax.random.normal(keys[3], (2, 6, 4, 5))
+  np.testing.assert_allclose(dot(fc._winograd_output(m, 2, 6, 4), y),  # pylint: disable=protected-access
+                             dot(m, fc._winograd_output_adjoint(y)),  # pylint: disable=protected-access
+                             rtol=1e-5)
+  dy = jax.random.normal(keys[4], (2, 6, 4, 5))
+  got = fc._wino(dy, fc._winograd_kernel(k), True)  # pylint: disable=protected-access
+  _close_to_max(got, _lax_same3(dy, fc._adjoint_kernel(k)), 1e-6)  # pylint: disable=protected-access
+
+
+def test_winograd_rule():
+  """3x3 'SAME' stride-1 convs with even sizes up to 32x32 and at least 128
+  channels each way (measured, see _s1_winograd): the std-CNN D's 128 ->
+  256 at 8x8 and 256 -> 512 at 4x4, the ResNet's 128- and 256-channel convs
+  up to 32x32; not 64 -> 128, the std-CNN's 3 -> 64 and 64 -> 3, odd or
+  larger sizes, other kernels or padding."""
+  rule = fc._s1_winograd  # pylint: disable=protected-access
+  same = ((1, 1), (1, 1))
+  assert rule((64, 8, 8, 128), (3, 3, 128, 256), same)
+  assert rule((64, 4, 4, 256), (3, 3, 256, 512), same)
+  assert rule((64, 32, 32, 128), (3, 3, 128, 128), same)
+  assert rule((64, 32, 32, 256), (3, 3, 256, 256), same)
+  assert not rule((64, 16, 16, 64), (3, 3, 64, 128), same)
+  assert not rule((64, 32, 32, 3), (3, 3, 3, 64), same)
+  assert not rule((64, 32, 32, 64), (3, 3, 64, 3), same)
+  assert not rule((64, 7, 7, 128), (3, 3, 128, 128), same)
+  assert not rule((64, 64, 64, 128), (3, 3, 128, 128), same)
+  assert not rule((64, 8, 8, 128), (3, 3, 128, 128), ((0, 0), (0, 0)))
+  assert not rule((64, 8, 8, 128), (5, 5, 128, 128), ((2, 2), (2, 2)))
+
+
+def test_winograd_module_matches_flax_and_is_traced():
+  """fc.Conv on a Winograd-sized input equals nn.Conv (values, parameter
+  and input gradients, and a penalty's double gradient), traces the
+  Winograd matmuls and no convolution; 'fast_matmul' keeps conv_s1."""
+  x = jax.random.normal(jax.random.key(0), (2, 4, 4, 128))
+  ref, fast = nn.Conv(130, (3, 3)), fc.Conv(130, (3, 3), impl='fast')
+  assert fc._s1_winograd(x.shape, (3, 3, 128, 130), ((1, 1), (1, 1)))  # pylint: disable=protected-access
+  params = ref.init(jax.random.key(1), x)
+  _close_to_max(fast.apply(params, x), ref.apply(params, x), 1e-6)
+
+  def penalty(m):
+    def f(p):
+      dx = jax.grad(lambda x: jnp.sum(jnp.sin(m.apply(p, x))))(x)
+      return jnp.sum(dx ** 2) + jnp.sum(jnp.sin(m.apply(p, x)))
+    return f
+  _close_to_max(jax.grad(penalty(fast))(params),
+                jax.grad(penalty(ref))(params), 1e-5)
+  jaxpr = str(jax.make_jaxpr(jax.grad(penalty(fast)))(params))
+  assert 'conv_general_dilated' not in jaxpr and 'dot_general' in jaxpr
+  mm = str(jax.make_jaxpr(fc.Conv(130, (3, 3), impl='fast_matmul').apply)(
+      params, x))
+  assert 'conv_general_dilated' in mm
+
+
 def _kernel_grad(op, x, kernel, dy):
   """The kernel's VJP of ``op(x, kernel)`` for output cotangent ``dy``."""
   return jax.vjp(lambda kk: op(x, kk), kernel)[1](dy)[0]
