@@ -122,9 +122,17 @@ def _same_pads(k: int) -> tuple[int, int]:
   return (k - 1) // 2, k - 1 - (k - 1) // 2
 
 
+def _fwd_saving_inputs(f):
+  """The custom-VJP forward rule of ``f(a, b, *static)`` that keeps its two
+  array arguments as the residuals (every custom VJP here but the linear
+  kernel transforms', which keep nothing)."""
+  return lambda a, b, *static: (f(a, b, *static), (a, b))
+
+
 def _rows_dot(a: jax.Array, b: jax.Array) -> jax.Array:
   """``a^T b`` for ``a`` ``[M, K1]`` and ``b`` ``[M, K2]`` (a weight gradient:
-  a contraction over the ``M`` = batch x pixels rows).
+  a contraction over the ``M`` = batch x pixels rows); with a leading batch
+  axis (``[k, M, K1]``, ``[k, M, K2]``), the same per ``k``.
 
   XLA:CPU runs this contraction several times faster when the output has
   fewer rows than columns (measured on one core, jax 0.10.2: ``M`` = 16384,
@@ -133,9 +141,10 @@ def _rows_dot(a: jax.Array, b: jax.Array) -> jax.Array:
   form into the other, so for ``K1 > K2`` the product ``b^T a`` is computed
   behind an ``optimization_barrier`` and then transposed (a small copy).
   """
-  if a.shape[1] <= b.shape[1]:
-    return jnp.dot(a.T, b)
-  return jax.lax.optimization_barrier(jnp.dot(b.T, a)).T
+  t = lambda z: jnp.swapaxes(z, -1, -2)
+  if a.shape[-1] <= b.shape[-1]:
+    return jnp.matmul(t(a), b)
+  return t(jax.lax.optimization_barrier(jnp.matmul(t(b), a)))
 
 
 def _shift_dy(rows: int, padded_rows: int, ci: int, co: int) -> bool:
@@ -228,16 +237,13 @@ def s1_conv_weight_grad(x: jax.Array, dy: jax.Array, padding) -> jax.Array:
   return _conv_weight_grad(x, dy, (1, 1), padding)
 
 
-def _s1_cwg_fwd(x, dy, padding):
-  return s1_conv_weight_grad(x, dy, padding), (x, dy)
-
-
 def _s1_cwg_bwd(padding, res, g):
   x, dy = res
   return _s1_dx(dy, g, padding, 'conv'), conv_s1(x, g, padding, 'conv')
 
 
-s1_conv_weight_grad.defvjp(_s1_cwg_fwd, _s1_cwg_bwd)
+s1_conv_weight_grad.defvjp(_fwd_saving_inputs(s1_conv_weight_grad),
+                           _s1_cwg_bwd)
 
 
 @jax.custom_vjp
@@ -248,16 +254,13 @@ def s2_conv_weight_grad(x: jax.Array, dy: jax.Array) -> jax.Array:
   return _conv_weight_grad(x, dy, (2, 2), ((1, 1), (1, 1)))
 
 
-def _s2_cwg_fwd(x, dy):
-  return s2_conv_weight_grad(x, dy), (x, dy)
-
-
 def _s2_cwg_bwd(res, g):
   x, dy = res
   return conv_t2(dy, _adjoint_kernel(g), 'conv'), conv_s2(x, g, 'conv')
 
 
-s2_conv_weight_grad.defvjp(_s2_cwg_fwd, _s2_cwg_bwd)
+s2_conv_weight_grad.defvjp(_fwd_saving_inputs(s2_conv_weight_grad),
+                           _s2_cwg_bwd)
 
 
 def _space_to_depth(x: jax.Array) -> jax.Array:
@@ -400,9 +403,9 @@ def _winograd_output(m: jax.Array, b: int, h: int, w: int, order=None
   idx = {k: i for i, k in enumerate(order or range(16))}
   m = m.reshape(16, b, h // 2, w // 2, -1)
   at = lambda f: (f(0) + f(1) + f(2), f(1) - f(2) - f(3))
-  cols = [at(lambda c, a=a: m[idx[4 * a + c]]) for a in range(4)]
-  y = [jnp.stack([at(lambda a, r=r, s=s: cols[a][s]) [r] for s in (0, 1)],
-                 axis=3) for r in (0, 1)]
+  cols = [at(lambda c, a=a: m[idx[4 * a + c]]) for a in range(4)]  # [a][s]
+  by_s = [at(lambda a, s=s: cols[a][s]) for s in (0, 1)]  # [s][r]
+  y = [jnp.stack([by_s[s][r] for s in (0, 1)], axis=3) for r in (0, 1)]
   return jnp.stack(y, axis=2).reshape(b, h, w, -1)
 
 
@@ -469,16 +472,12 @@ def _wino(x: jax.Array, u: jax.Array, adjoint: bool) -> jax.Array:
   return _winograd_output(m, b, h, w, _WINO_PI)
 
 
-def _wino_fwd(x, u, adjoint):
-  return _wino(x, u, adjoint), (x, u)
-
-
 def _wino_bwd(adjoint, res, dy):
   x, u = res
   return _wino(dy, u, not adjoint), _wino_kernel_grad(x, dy, adjoint)
 
 
-_wino.defvjp(_wino_fwd, _wino_bwd)
+_wino.defvjp(_fwd_saving_inputs(_wino), _wino_bwd)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -490,13 +489,9 @@ def _wino_kernel_grad(x: jax.Array, dy: jax.Array, adjoint: bool
   (bilinear in ``x`` and ``dy``): ``_wino(x, g, adjoint)`` for ``dy``,
   ``_wino(dy, g, not adjoint)`` for ``x``."""
   if not adjoint:
-    return _batched_rows_dot(_winograd_input(x), _winograd_output_adjoint(dy))
-  return _batched_rows_dot(_winograd_output_adjoint(dy, _WINO_PI),
+    return _rows_dot(_winograd_input(x), _winograd_output_adjoint(dy))
+  return _rows_dot(_winograd_output_adjoint(dy, _WINO_PI),
                            _winograd_input(x, _WINO_PI))
-
-
-def _wkg_fwd(x, dy, adjoint):
-  return _wino_kernel_grad(x, dy, adjoint), (x, dy)
 
 
 def _wkg_bwd(adjoint, res, g):
@@ -504,16 +499,7 @@ def _wkg_bwd(adjoint, res, g):
   return _wino(dy, g, not adjoint), _wino(x, g, adjoint)
 
 
-_wino_kernel_grad.defvjp(_wkg_fwd, _wkg_bwd)
-
-
-def _batched_rows_dot(a: jax.Array, b: jax.Array) -> jax.Array:
-  """``a[k]^T b[k]`` for ``[16, T, K1]`` and ``[16, T, K2]`` (a contraction
-  over rows, in the orientation :func:`_rows_dot` explains)."""
-  if a.shape[2] <= b.shape[2]:
-    return jnp.einsum('ktc,kto->kco', a, b)
-  return jax.lax.optimization_barrier(
-      jnp.einsum('kto,ktc->koc', b, a)).transpose(0, 2, 1)
+_wino_kernel_grad.defvjp(_fwd_saving_inputs(_wino_kernel_grad), _wkg_bwd)
 
 
 def winograd_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -544,10 +530,6 @@ def conv_s1(x: jax.Array, kernel: jax.Array, padding, wgrad: str = 'conv'
   return S1_FORWARD[form](x, kernel, padding)
 
 
-def _conv_s1_fwd(x, kernel, padding, wgrad):
-  return conv_s1(x, kernel, padding, wgrad), (x, kernel)
-
-
 def _s1_dx(dy, kernel, padding, wgrad):
   kh, kw = kernel.shape[:2]
   (t, b), (l, r) = padding
@@ -565,7 +547,7 @@ def _conv_s1_bwd(padding, wgrad, res, dy):
   return dx, valid_weight_grad(xp, dy, kh, kw)
 
 
-conv_s1.defvjp(_conv_s1_fwd, _conv_s1_bwd)
+conv_s1.defvjp(_fwd_saving_inputs(conv_s1), _conv_s1_bwd)
 
 
 def _s2_patches(x: jax.Array) -> jax.Array:
@@ -654,10 +636,6 @@ def conv_s2(x: jax.Array, kernel: jax.Array, wgrad: str = 'conv'
   return _native_conv(x, kernel, (2, 2), 'SAME')
 
 
-def _conv_s2_fwd(x, kernel, wgrad):
-  return conv_s2(x, kernel, wgrad), (x, kernel)
-
-
 def _conv_s2_bwd(wgrad, res, dy):
   x, kernel = res
   dx = conv_t2(dy, _adjoint_kernel(kernel), wgrad)
@@ -666,7 +644,7 @@ def _conv_s2_bwd(wgrad, res, dy):
   return dx, s2_weight_grad(x, dy)
 
 
-conv_s2.defvjp(_conv_s2_fwd, _conv_s2_bwd)
+conv_s2.defvjp(_fwd_saving_inputs(conv_s2), _conv_s2_bwd)
 
 
 T2_FORMS = ('taps', 'rows', 'exact')
@@ -686,8 +664,8 @@ def _t2_form(h: int, w: int, co: int) -> str:
   4.9; 16x16 128 -> 64 31.6 / 25.1 / 23.5 / 26.2; 14x14 64 -> 1 0.5 / 1.5
   / 2.5 / 1.7. The phases form computed ``(h + 1)(w + 1)`` positions for
   ``h w`` outputs (27 % more at 8x8, 56 % at 4x4); ``'rows'`` wastes ``(w +
-  1) / w`` and ``'exact'`` nothing, at the price of two or four convolutions with
-  ``2 co`` or ``co`` output channels. In whole train steps (one process,
+  1) / w`` and ``'exact'`` nothing, at the price of two or four
+  convolutions with ``2 co`` or ``co`` output channels. In whole train steps (one process,
   the rules timed alternately, median of 12-64 steps), this rule against
   the earlier one (phases from 7x7 up, taps below): std-CNN
   SN-GAN 3446 -> 3341 ms, DCGAN-28 WGAN-GP 341 -> 321 ms, DCGAN-28 SN-GAN
@@ -800,10 +778,6 @@ def t2_conv_weight_grad(x: jax.Array, dy: jax.Array) -> jax.Array:
   return jnp.transpose(k[::-1, ::-1], (0, 1, 3, 2))
 
 
-def _conv_t2_fwd(x, kernel, wgrad):
-  return conv_t2(x, kernel, wgrad), (x, kernel)
-
-
 def _conv_t2_bwd(wgrad, res, dy):
   x, kernel = res
   dx = conv_s2(dy, _adjoint_kernel(kernel), wgrad)
@@ -812,7 +786,7 @@ def _conv_t2_bwd(wgrad, res, dy):
   return dx, t2_weight_grad(x, dy)
 
 
-conv_t2.defvjp(_conv_t2_fwd, _conv_t2_bwd)
+conv_t2.defvjp(_fwd_saving_inputs(conv_t2), _conv_t2_bwd)
 
 
 IMPLS = ('auto', 'native', 'fast', 'fast_matmul')
