@@ -4,17 +4,10 @@ Each row names its table. The PacGAN rows (Lin et al., "PacGAN: The power of
 two samples in generative adversarial networks", NeurIPS 2018, Table 1: ring
 of 8 and grid of 25 Gaussians, 2,500 samples, high quality = within 3 sigma
 of a mode, 10 trials, mean +- standard error) and the VEEGAN rows
-(Srivastava et al., "VEEGAN", NeurIPS 2017, Table 1) were transcribed by hand
-and are not yet checked against the PDFs here (no copy on this machine):
-verify them before citing them. ``STACKED_MNIST`` and ``CIFAR10`` carry
-their own notes.
-
-Checked (2026-11-24) against the text copies in this project's reference
-library: every ``CIFAR10`` row matches Miyato et al. Table 2 as printed; three
-``STACKED_MNIST`` rows match a secondary quotation (below). The PacGAN and
-VEEGAN tables are images in their papers and repositories (e.g. PacGAN's
-``stacked_MNIST_experiments/results/Table2.png``), unreadable here: the other
-rows remain unchecked.
+(Srivastava et al., "VEEGAN", NeurIPS 2017, Table 1) are as printed in the
+tables of the authors' own repositories (PacGAN's ``Table1.png`` to
+``Table3.png``, VEEGAN's ``tab.png``); the ``CIFAR10`` rows are as printed in
+Miyato et al.'s text. ``STACKED_MNIST`` and ``CIFAR10`` carry their own notes.
 """
 
 # dataset, method, modes, high quality %, reverse KL, source
@@ -32,35 +25,37 @@ MIXTURES = (
 # Stacked MNIST (1,000 modes), modes covered and KL(mode histogram || uniform).
 # Capacity (as in experiments/reproduce/stacked_mnist.py): 'full' = PacGAN
 # Table 2 (the VEEGAN setting: DCGAN, 26,000 samples; the DCGAN, ALI,
-# Unrolled GAN and VEEGAN rows are VEEGAN Table 2's, copied by PacGAN);
-# 'quarter' / 'half' = D of 1/4 or 1/2 the size of G, PacGAN Table 3, whose
-# DCGAN and Unrolled GAN rows are copied from Metz et al. 2017 ("Unrolled
-# Generative Adversarial Networks", ICLR 2017, Table 2; 10 unrolling steps).
-# PacGAN's own Table 3 rows (its re-trained DCGAN and PacDCGAN2) are not
-# listed: they could not be recalled reliably. Transcribed by hand from
-# memory of the papers, not checked against the PDFs here (no copy on this
-# machine): to be verified against the papers before citing them; the +-
-# spreads are as printed there (standard deviation or error: to be verified).
-# Secondary check: the Stacked-MNIST table of Kumar et al., "Maximum Entropy
-# Generators for Energy-Based Models" (2019; numbers borrowed from Belghazi
-# et al. 2018, MINE) prints Unrolled GAN 48.7 / 4.32, VEEGAN 150.0 / 2.95 and
-# PacGAN 1000.0 +- 0.0 / 0.06 +- 0.01, as below. The DCGAN and ALI rows and
-# the Table 3 rows were not found in any text copy.
+# Unrolled GAN and VEEGAN rows are VEEGAN Table 2's, copied by PacGAN, which
+# also prints its own re-trained DCGAN); 'quarter' / 'half' = D of 1/4 or 1/2
+# the size of G, PacGAN Table 3, whose DCGAN and Unrolled GAN rows are copied
+# from Metz et al. 2017 ("Unrolled Generative Adversarial Networks", ICLR
+# 2017, Table 2; 10 unrolling steps) and whose "DCGAN (PacGAN's run)" and
+# PacDCGAN2 rows are PacGAN's own runs. The +- spreads are as printed in
+# those tables. So at D = G, PacDCGAN2's 1,000 modes compare like for like
+# with PacGAN's re-trained DCGAN (78.9), not with VEEGAN's DCGAN (99.0).
 # capacity, method, modes, KL, source
 STACKED_MNIST = (
     ('full', 'DCGAN', '99.0', '3.40', 'PacGAN Table 2 (VEEGAN Table 2)'),
     ('full', 'ALI', '16.0', '5.40', 'PacGAN Table 2 (VEEGAN Table 2)'),
     ('full', 'Unrolled GAN', '48.7', '4.32', 'PacGAN Table 2 (VEEGAN Table 2)'),
     ('full', 'VEEGAN', '150.0', '2.95', 'PacGAN Table 2 (VEEGAN Table 2)'),
-    ('full', 'PacDCGAN2', '1000.0 ± 0.0', '0.06 ± 0.01', 'PacGAN Table 2'),
+    ('full', "DCGAN (PacGAN's run)", '78.9 ± 6.46', '4.50 ± 0.127',
+     'PacGAN Table 2'),
+    ('full', 'PacDCGAN2', '1000.0 ± 0.0', '0.06 ± 0.003', 'PacGAN Table 2'),
     ('quarter', 'DCGAN', '30.6 ± 20.7', '5.99 ± 0.42',
      'PacGAN Table 3 (Metz et al. Table 2)'),
     ('quarter', 'Unrolled GAN (10 steps)', '327.2 ± 74.7', '4.66 ± 0.46',
      'PacGAN Table 3 (Metz et al. Table 2)'),
+    ('quarter', "DCGAN (PacGAN's run)", '78.5 ± 17.56', '5.21 ± 0.19',
+     'PacGAN Table 3'),
+    ('quarter', 'PacDCGAN2', '484.5 ± 32.99', '2.61 ± 0.22', 'PacGAN Table 3'),
     ('half', 'DCGAN', '628.0 ± 140.9', '2.58 ± 0.75',
      'PacGAN Table 3 (Metz et al. Table 2)'),
     ('half', 'Unrolled GAN (10 steps)', '817.4 ± 37.9', '1.43 ± 0.12',
      'PacGAN Table 3 (Metz et al. Table 2)'),
+    ('half', "DCGAN (PacGAN's run)", '487.7 ± 34.59', '2.24 ± 0.15',
+     'PacGAN Table 3'),
+    ('half', 'PacDCGAN2', '840.7 ± 15.92', '1.00 ± 0.05', 'PacGAN Table 3'),
 )
 
 # CIFAR-10, unsupervised: Miyato et al., "Spectral Normalization for
@@ -69,8 +64,8 @@ STACKED_MNIST = (
 # use the hinge loss; the plain "SN-GANs" row the non-saturating loss of
 # this project's sngan recipe. The ResNet WGAN-GP IS is Gulrajani et al.'s
 # own, as quoted in that table (Gulrajani et al.'s Table 3 itself prints
-# 7.86 +- .07). Checked against a text copy of the paper (ICLR 2018 version):
-# every row below is as printed. Footnote 5 of the paper: the ResNet +- is the
+# 7.86 +- .07). Every row below is as printed in the paper (ICLR 2018
+# version). Footnote 5 of the paper: the ResNet +- is the
 # standard deviation over models trained with different seeds.
 # arch (reproduce/cifar10.py), method, IS, FID, source
 CIFAR10 = (
