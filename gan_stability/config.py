@@ -15,7 +15,8 @@ import json
 import numbers
 from typing import Any, Callable, Sequence
 
-from gan_stability import compile_options, losses, penalties
+from gan_stability import losses, penalties
+from gan_stability.kernels import compile_options
 
 
 class ConfigError(ValueError):
@@ -95,7 +96,7 @@ COMMON: dict[str, Field] = {
     'num_steps': _int(*_POS),
     'steps_per_dispatch': _int(*_POS),
     'loop_impl': _choice('auto', 'scan', 'unroll'),
-    # Which XLA:CPU kinds of ops YNNPACK runs (gan_stability/compile_options.py).
+    # Which XLA:CPU kinds of ops YNNPACK runs (gan_stability/kernels/compile_options.py).
     'cpu_ynn_fusions': Field(str, _ynn_ok, _ynn_expect),
     'log_every': _int(*_POS),
     'eval_every': _int(*_POS),

@@ -14,7 +14,7 @@ import pytest
 from experiments.configs import mnist, mog
 from gan_stability import config as config_lib
 from gan_stability import models
-from gan_stability import compile_options as co
+from gan_stability.kernels import compile_options as co
 from gan_stability.train import state as state_lib
 from gan_stability.train import step as step_lib
 
@@ -67,13 +67,14 @@ def test_old_config_json_upgrades_to_xla_default():
   up = config_lib.upgrade(old)
   assert up['cpu_ynn_fusions'] == 'xla'
   config_lib.validate(ml_collections.ConfigDict(up), num_devices=1)
-  assert co.step_compiler_options(ml_collections.ConfigDict(up)) == {}
+  assert co.compiler_options(
+      ml_collections.ConfigDict(up).cpu_ynn_fusions) == {}
   assert 'cpu_ynn_fusions' in config_lib.RESUMABLE_CHANGES
 
 
-def test_step_compiler_options():
+def test_compiler_options():
   c = mog.get_config('vanilla')
-  opts = co.step_compiler_options(c)
+  opts = co.compiler_options(c.cpu_ynn_fusions)
   if not CPU:
     assert opts == {}
     return
@@ -81,9 +82,9 @@ def test_step_compiler_options():
     pytest.skip('this jaxlib does not know ' + co.OPTION)
   assert opts == {co.OPTION: 'LIBRARY_FUSION_TYPE_REDUCE'}
   c.cpu_ynn_fusions = 'xla'
-  assert co.step_compiler_options(c) == {}
+  assert co.compiler_options(c.cpu_ynn_fusions) == {}
   c.cpu_ynn_fusions = 'none'
-  assert co.step_compiler_options(c) == {co.OPTION: ''}
+  assert co.compiler_options(c.cpu_ynn_fusions) == {co.OPTION: ''}
 
 
 def _ynn_ops(fn, *args, **options) -> list[str]:
@@ -151,7 +152,7 @@ def test_same_step_up_to_rounding(config_name):
     fn = jax.jit(step_lib.make_multi_step(
         step_lib.make_train_step(c, g, d),
         unroll=step_lib.resolve_loop_impl(c)),
-                 compiler_options=co.step_compiler_options(c))
+                 compiler_options=co.compiler_options(c.cpu_ynn_fusions))
     args = (state, batch, jax.random.key(2))
     ynn.append(fn.lower(*args).compile().as_text().count('"__ynn_fusion"'))
     outs.append(jax.device_get(fn(*args)))
@@ -170,4 +171,5 @@ def test_default_compiler_options_are_auto():
   """What the FID Inception network is compiled with."""
   c = mog.get_config('vanilla')
   assert c.cpu_ynn_fusions == 'auto'
-  assert co.default_compiler_options() == co.step_compiler_options(c)
+  assert co.default_compiler_options() == co.compiler_options(
+      c.cpu_ynn_fusions)

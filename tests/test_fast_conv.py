@@ -1,5 +1,7 @@
-"""The custom-VJP stride-2 layers equal the standard ones: values, parameter
-and input gradients, and the second-order gradients that penalties take."""
+"""The custom-VJP convolution kernels (gan_stability.kernels) and the conv
+modules built on them (gan_stability.models.layers) equal the standard
+ones: values, parameter and input gradients, and the second-order gradients
+that penalties take."""
 
 import flax.linen as nn
 import jax
@@ -8,7 +10,10 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from gan_stability.models import fast_conv as fc
+from gan_stability import kernels
+from gan_stability.kernels import common, stride1, strided, weight_grads
+from gan_stability.kernels import winograd
+from gan_stability.models import layers
 
 _DN = ('NHWC', 'HWIO', 'NHWC')
 
@@ -66,7 +71,7 @@ def test_conv_t2_all_orders_match_lax(shape, wgrad):
   k = jax.random.normal(jax.random.key(1), (4, 4, shape[-1], 4))
   r = jax.random.normal(jax.random.key(2), (shape[0], 2 * shape[1],
                                             2 * shape[2], 4))
-  op = lambda x, k: fc.conv_t2(x, k, wgrad)
+  op = lambda x, k: strided.conv_t2(x, k, wgrad)
   _close(_all_grads(op, x, k, r), _all_grads(_lax_conv_t2, x, k, r), 1e-4)
   if shape == (1, 1, 1, 2):  # numerical check (slow): the smallest case
     check_grads(op, (x, k), order=2, modes=['rev'], eps=1e-2,
@@ -80,7 +85,7 @@ def test_conv_s2_all_orders_match_lax(shape, wgrad):
   k = jax.random.normal(jax.random.key(1), (4, 4, shape[-1], 5))
   r = jax.random.normal(jax.random.key(2), (shape[0], shape[1] // 2,
                                             shape[2] // 2, 5))
-  op = lambda x, k: fc.conv_s2(x, k, wgrad)
+  op = lambda x, k: strided.conv_s2(x, k, wgrad)
   _close(_all_grads(op, x, k, r), _all_grads(_lax_conv_s2, x, k, r), 1e-4)
   if shape == (1, 2, 2, 2):  # numerical check (slow): the smallest case
     check_grads(op, (x, k), order=2, modes=['rev'], eps=1e-2,
@@ -95,7 +100,7 @@ def test_conv_s1_all_orders_match_lax(kp, wgrad):
   x = jax.random.normal(jax.random.key(0), (2, 7, 6, 3))
   kernel = jax.random.normal(jax.random.key(1), (k, k, 3, 4))
   pads = {'SAME': ((k - 1) // 2, k - 1 - (k - 1) // 2), 'VALID': (0, 0)}[padding]
-  op = lambda x, kk: fc.conv_s1(x, kk, (pads, pads), wgrad)
+  op = lambda x, kk: stride1.conv_s1(x, kk, (pads, pads), wgrad)
   ref = lambda x, kk: jax.lax.conv_general_dilated(x, kk, (1, 1), padding,
                                                    dimension_numbers=_DN)
   r = jax.random.normal(jax.random.key(2), ref(x, kernel).shape)
@@ -114,7 +119,7 @@ def test_conv_s1_asymmetric_padding(wgrad):
   x = jax.random.normal(jax.random.key(0), (1, 5, 6, 2))
   kernel = jax.random.normal(jax.random.key(1), (2, 3, 2, 3))
   pads = ((0, 1), (2, 0))
-  op = lambda x, kk: fc.conv_s1(x, kk, pads, wgrad)
+  op = lambda x, kk: stride1.conv_s1(x, kk, pads, wgrad)
   ref = lambda x, kk: jax.lax.conv_general_dilated(x, kk, (1, 1), pads,
                                                    dimension_numbers=_DN)
   r = jax.random.normal(jax.random.key(2), ref(x, kernel).shape)
@@ -134,8 +139,8 @@ def test_conv_s1_forward_forms_equal_lax(kp):
   k = jax.random.normal(jax.random.key(1), ks + (3, 5))
   want = jax.lax.conv_general_dilated(x, k, (1, 1), pads,
                                       dimension_numbers=_DN)
-  assert set(fc.S1_FORWARD) == set(fc.S1_FORMS)
-  for form in fc.S1_FORWARD.values():
+  assert set(stride1.S1_FORWARD) == set(stride1.S1_FORMS)
+  for form in stride1.S1_FORWARD.values():
     _close(jax.jit(form, static_argnums=2)(x, k, pads), want, 1e-5)
 
 
@@ -144,8 +149,8 @@ def test_conv_s1_form_rules():
   ``_s1_wgrad_by_matmul``) on the models' layers: G's 64 -> 3 output conv
   takes the taps, D's 3 -> 64 input conv im2col, both their kernel
   gradients matmuls; the wide layers stay convolutions."""
-  form = fc._s1_form  # pylint: disable=protected-access
-  by_mm = fc._s1_wgrad_by_matmul  # pylint: disable=protected-access
+  form = stride1._s1_form  # pylint: disable=protected-access
+  by_mm = stride1._s1_wgrad_by_matmul  # pylint: disable=protected-access
   assert [form(64, 3), form(3, 64), form(64, 128), form(256, 512),
           form(3, 3)] == ['taps', 'im2col', 'conv', 'conv', 'taps']
   assert by_mm(64, 3) and by_mm(3, 64) and by_mm(16, 64)
@@ -159,13 +164,13 @@ def test_conv_s1_each_form_all_orders_match_lax(form, wgrad_mm, monkeypatch):
   """conv_s1 with each forward form and kernel-gradient choice forced
   (their VJPs call conv_s1 again, so every order goes through them):
   values and gradients of both orders against lax."""
-  monkeypatch.setattr(fc, '_s1_form', lambda ci, co: form)
-  monkeypatch.setattr(fc, '_s1_wgrad_by_matmul', lambda ci, co: wgrad_mm)
+  monkeypatch.setattr(stride1, '_s1_form', lambda ci, co: form)
+  monkeypatch.setattr(stride1, '_s1_wgrad_by_matmul', lambda ci, co: wgrad_mm)
   jax.clear_caches()  # else a trace with other rules is reused
   x = jax.random.normal(jax.random.key(0), (2, 7, 6, 3))
   kernel = jax.random.normal(jax.random.key(1), (3, 3, 3, 4))
   pads = ((1, 1), (0, 2))
-  op = lambda x, kk: fc.conv_s1(x, kk, pads)
+  op = lambda x, kk: stride1.conv_s1(x, kk, pads)
   ref = lambda x, kk: jax.lax.conv_general_dilated(x, kk, (1, 1), pads,
                                                    dimension_numbers=_DN)
   jaxpr = str(jax.make_jaxpr(op)(x, kernel))
@@ -186,8 +191,8 @@ def test_conv_t2_forward_forms_equal_lax(shape):
   x = jax.random.normal(jax.random.key(0), shape)
   k = jax.random.normal(jax.random.key(1), (4, 4, shape[-1], 5))
   want = _lax_conv_t2(x, k)
-  assert set(fc.T2_FORWARD) == set(fc.T2_FORMS)
-  for form in fc.T2_FORWARD.values():
+  assert set(strided.T2_FORWARD) == set(strided.T2_FORMS)
+  for form in strided.T2_FORWARD.values():
     _close(jax.jit(form)(x, k), want, 1e-5)
 
 
@@ -195,10 +200,10 @@ def test_conv_t2_form_rule():
   """The size rule (measured on the CPU, see ``_t2_form``): few output
   channels or 4x4 inputs -> taps; even sizes up to 8x8 -> one conv per
   phase; larger or odd -> one conv per row phase."""
-  form = fc._t2_form  # pylint: disable=protected-access
+  form = strided._t2_form  # pylint: disable=protected-access
   assert [form(4, 4, 256), form(14, 14, 1), form(8, 8, 128), form(7, 7, 64),
           form(16, 16, 64)] == ['taps', 'taps', 'exact', 'rows', 'rows']
-  assert all(form(h, h, c) in fc.T2_FORMS for h in range(1, 40)
+  assert all(form(h, h, c) in strided.T2_FORMS for h in range(1, 40)
              for c in (1, 15, 16, 512))
 
 
@@ -207,17 +212,17 @@ def test_conv_t2_each_form_all_orders_match_lax(form, monkeypatch):
   """conv_t2 with each forward form forced (its VJPs call conv_s2 and
   conv_t2 again, so every order goes through the form): values and
   gradients of both orders against lax (8x8 -> 16x16, 16 channels out)."""
-  monkeypatch.setattr(fc, '_t2_form', lambda h, w, co: form)
+  monkeypatch.setattr(strided, '_t2_form', lambda h, w, co: form)
   jax.clear_caches()  # else conv_t2's trace from another form is reused
   x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
   k = jax.random.normal(jax.random.key(1), (4, 4, 3, 16))
   r = jax.random.normal(jax.random.key(2), (2, 16, 16, 16))
   # The forced form is the one traced: 0, 2 or 4 forward convolutions.
-  jaxpr = str(jax.make_jaxpr(fc.conv_t2)(x, k))
+  jaxpr = str(jax.make_jaxpr(strided.conv_t2)(x, k))
   assert jaxpr.count('conv_general_dilated') == {
       'taps': 0, 'rows': 2, 'exact': 4}[form]
   try:
-    _close_to_max(_all_grads(fc.conv_t2, x, k, r),
+    _close_to_max(_all_grads(strided.conv_t2, x, k, r),
                   _all_grads(_lax_conv_t2, x, k, r), 1e-5)
   finally:
     jax.clear_caches()  # later tests trace conv_t2 with the real rule
@@ -238,7 +243,7 @@ def test_winograd_conv_all_orders_match_lax(shape, co):
   x = jax.random.normal(jax.random.key(0), shape)
   k = jax.random.normal(jax.random.key(1), (3, 3, shape[-1], co))
   r = jax.random.normal(jax.random.key(2), shape[:3] + (co,))
-  _close_to_max(_all_grads(fc.winograd_conv, x, k, r),
+  _close_to_max(_all_grads(winograd.winograd_conv, x, k, r),
                 _all_grads(_lax_same3, x, k, r), 1e-5)
   def third(op):  # d/d(x, k) |d/dk |d/dx <tanh(op(x, k)), r>|^2|^2
     gx = lambda x, k: jax.grad(lambda x: jnp.sum(jnp.tanh(op(x, k)) * r))(x)
@@ -246,8 +251,8 @@ def test_winograd_conv_all_orders_match_lax(shape, co):
     return jax.jit(jax.grad(lambda x, k: jnp.sum(gk(x, k) ** 2),
                             argnums=(0, 1)))(x, k)
   if co == 7:  # (slow: one shape)
-    _close_to_max(third(fc.winograd_conv), third(_lax_same3), 1e-5)
-    check_grads(fc.winograd_conv, (x, k), order=2, modes=['rev'], eps=1e-2,
+    _close_to_max(third(winograd.winograd_conv), third(_lax_same3), 1e-5)
+    check_grads(winograd.winograd_conv, (x, k), order=2, modes=['rev'], eps=1e-2,
                 atol=2e-2, rtol=2e-2)
 
 
@@ -260,25 +265,25 @@ def test_winograd_transforms_are_adjoint_pairs():
   k = jax.random.normal(keys[0], (3, 3, 4, 5))
   u = jax.random.normal(keys[1], (16, 4, 5))
   dot = lambda a, b: float(jnp.vdot(a, b))
-  np.testing.assert_allclose(dot(fc._winograd_kernel(k), u),  # pylint: disable=protected-access
-                             dot(k, fc._winograd_kernel_t(u)), rtol=1e-5)  # pylint: disable=protected-access
+  np.testing.assert_allclose(dot(winograd._winograd_kernel(k), u),  # pylint: disable=protected-access
+                             dot(k, winograd._winograd_kernel_t(u)), rtol=1e-5)  # pylint: disable=protected-access
   m = jax.random.normal(keys[2], (16, 2 * 3 * 2, 5))
   y = jax.random.normal(keys[3], (2, 6, 4, 5))
-  np.testing.assert_allclose(dot(fc._winograd_output(m, 2, 6, 4), y),  # pylint: disable=protected-access
-                             dot(m, fc._winograd_output_adjoint(y)),  # pylint: disable=protected-access
+  np.testing.assert_allclose(dot(winograd._winograd_output(m, 2, 6, 4), y),  # pylint: disable=protected-access
+                             dot(m, winograd._winograd_output_adjoint(y)),  # pylint: disable=protected-access
                              rtol=1e-5)
   dy = jax.random.normal(keys[4], (2, 6, 4, 5))
-  got = fc._wino(dy, fc._winograd_kernel(k), True)  # pylint: disable=protected-access
-  _close_to_max(got, _lax_same3(dy, fc._adjoint_kernel(k)), 1e-6)  # pylint: disable=protected-access
+  got = winograd._wino(dy, winograd._winograd_kernel(k), True)  # pylint: disable=protected-access
+  _close_to_max(got, _lax_same3(dy, common.adjoint_kernel(k)), 1e-6)
 
 
 def test_winograd_rule():
   """3x3 'SAME' stride-1 convs with even sizes up to 32x32 and at least 128
-  channels each way (measured, see _s1_winograd): the std-CNN D's 128 ->
+  channels each way (measured, see winograd.applies): the std-CNN D's 128 ->
   256 at 8x8 and 256 -> 512 at 4x4, the ResNet's 128- and 256-channel convs
   up to 32x32; not 64 -> 128, the std-CNN's 3 -> 64 and 64 -> 3, odd or
   larger sizes, other kernels or padding."""
-  rule = fc._s1_winograd  # pylint: disable=protected-access
+  rule = winograd.applies
   same = ((1, 1), (1, 1))
   assert rule((64, 8, 8, 128), (3, 3, 128, 256), same)
   assert rule((64, 4, 4, 256), (3, 3, 256, 512), same)
@@ -294,12 +299,12 @@ def test_winograd_rule():
 
 
 def test_winograd_module_matches_flax_and_is_traced():
-  """fc.Conv on a Winograd-sized input equals nn.Conv (values, parameter
+  """layers.Conv on a Winograd-sized input equals nn.Conv (values, parameter
   and input gradients, and a penalty's double gradient), traces the
   Winograd matmuls and no convolution; 'fast_matmul' keeps conv_s1."""
   x = jax.random.normal(jax.random.key(0), (2, 4, 4, 128))
-  ref, fast = nn.Conv(130, (3, 3)), fc.Conv(130, (3, 3), impl='fast')
-  assert fc._s1_winograd(x.shape, (3, 3, 128, 130), ((1, 1), (1, 1)))  # pylint: disable=protected-access
+  ref, fast = nn.Conv(130, (3, 3)), layers.Conv(130, (3, 3), impl='fast')
+  assert winograd.applies(x.shape, (3, 3, 128, 130), ((1, 1), (1, 1)))
   params = ref.init(jax.random.key(1), x)
   _close_to_max(fast.apply(params, x), ref.apply(params, x), 1e-6)
 
@@ -312,7 +317,7 @@ def test_winograd_module_matches_flax_and_is_traced():
                 jax.grad(penalty(ref))(params), 1e-5)
   jaxpr = str(jax.make_jaxpr(jax.grad(penalty(fast)))(params))
   assert 'conv_general_dilated' not in jaxpr and 'dot_general' in jaxpr
-  mm = str(jax.make_jaxpr(fc.Conv(130, (3, 3), impl='fast_matmul').apply)(
+  mm = str(jax.make_jaxpr(layers.Conv(130, (3, 3), impl='fast_matmul').apply)(
       params, x))
   assert 'conv_general_dilated' in mm
 
@@ -330,19 +335,19 @@ def _lax_valid(x, k):
 # (weight-gradient function, its modes, the lax op whose kernel VJP it is,
 #  x shape, kernel shape, y shape)
 _WGRADS = [
-    (lambda x, dy, mode: fc.valid_weight_grad(x, dy, 3, 2, mode), ('x', 'dy'),
+    (lambda x, dy, mode: weight_grads.valid_weight_grad(x, dy, 3, 2, mode), ('x', 'dy'),
      _lax_valid, (2, 6, 5, 3), (3, 2, 3, 4), (2, 4, 4, 4)),
-    (fc.s2_weight_grad, ('patches', 'dy'), _lax_conv_s2, (2, 6, 4, 3),
+    (weight_grads.s2_weight_grad, ('patches', 'dy'), _lax_conv_s2, (2, 6, 4, 3),
      (4, 4, 3, 5), (2, 3, 2, 5)),
-    (fc.t2_weight_grad, ('patches', 'dy'), _lax_conv_t2, (2, 3, 2, 5),
+    (weight_grads.t2_weight_grad, ('patches', 'dy'), _lax_conv_t2, (2, 3, 2, 5),
      (4, 4, 5, 3), (2, 6, 4, 3)),
     # the canonical-convolution forms (one 'mode' each)
-    (lambda x, dy, mode: fc.s1_conv_weight_grad(
+    (lambda x, dy, mode: stride1.s1_conv_weight_grad(
         x, dy, {'same': ((1, 1), (0, 1)), 'valid': ((0, 0), (0, 0))}[mode]),
      ('same', 'valid'), None, (2, 6, 5, 3), (3, 2, 3, 4), None),
-    (lambda x, dy, mode: fc.s2_conv_weight_grad(x, dy), ('-',), _lax_conv_s2,
+    (lambda x, dy, mode: strided.s2_conv_weight_grad(x, dy), ('-',), _lax_conv_s2,
      (2, 6, 4, 3), (4, 4, 3, 5), (2, 3, 2, 5)),
-    (lambda x, dy, mode: fc.t2_conv_weight_grad(x, dy), ('-',), _lax_conv_t2,
+    (lambda x, dy, mode: strided.t2_conv_weight_grad(x, dy), ('-',), _lax_conv_t2,
      (2, 3, 2, 5), (4, 4, 5, 3), (2, 6, 4, 3)),
 ]
 
@@ -378,9 +383,9 @@ def test_weight_gradient_modes_match_lax_with_their_gradients(case):
 def test_shift_dy_rule_on_the_measured_layers():
   """``'dy'`` mode for large, channel-asymmetric weight gradients only (the
   layers whose timings the rule was set from, batch 64)."""
-  s2 = lambda h, c, co: fc._shift_dy(64 * h * h // 4, 64 * (h // 2 + 1) ** 2,  # pylint: disable=protected-access
+  s2 = lambda h, c, co: weight_grads._shift_dy(64 * h * h // 4, 64 * (h // 2 + 1) ** 2,  # pylint: disable=protected-access
                                      4 * c, co)
-  s1 = lambda h, c, co: fc._shift_dy(64 * h * h, 64 * (h + 2) ** 2, c, co)  # pylint: disable=protected-access
+  s1 = lambda h, c, co: weight_grads._shift_dy(64 * h * h, 64 * (h + 2) ** 2, c, co)  # pylint: disable=protected-access
   assert s2(32, 64, 64) and s2(16, 128, 128)
   assert not s2(8, 256, 256)  # 1,024 rows: the patches' deeper matmul wins
   assert not s2(14, 64, 128)  # DCGAN-28's 3,136 rows: 4 % slower in the step
@@ -393,18 +398,18 @@ def test_custom_vjps_in_dy_mode_match_lax(op_name):
   (4,096 rows, few output channels): values and gradients of both orders."""
   if op_name == 's1':
     x, k = jnp.ones((16, 16, 16, 8)), (3, 3, 8, 2)
-    op = lambda x, kk: fc.conv_s1(x, kk, ((1, 1), (1, 1)), 'matmul')
+    op = lambda x, kk: stride1.conv_s1(x, kk, ((1, 1), (1, 1)), 'matmul')
     ref = lambda x, kk: jax.lax.conv_general_dilated(
         x, kk, (1, 1), 'SAME', dimension_numbers=_DN)
-    assert fc._shift_dy(4096, 16 * 18 * 18, 8, 2)  # pylint: disable=protected-access
+    assert weight_grads._shift_dy(4096, 16 * 18 * 18, 8, 2)  # pylint: disable=protected-access
   elif op_name == 's2':
     x, k, ref = jnp.ones((16, 32, 32, 4)), (4, 4, 4, 4), _lax_conv_s2
-    op = lambda x, kk: fc.conv_s2(x, kk, 'matmul')
-    assert fc._shift_dy(4096, 16 * 17 * 17, 16, 4)  # pylint: disable=protected-access
+    op = lambda x, kk: strided.conv_s2(x, kk, 'matmul')
+    assert weight_grads._shift_dy(4096, 16 * 17 * 17, 16, 4)  # pylint: disable=protected-access
   else:
     x, k, ref = jnp.ones((16, 16, 16, 4)), (4, 4, 4, 2), _lax_conv_t2
-    op = lambda x, kk: fc.conv_t2(x, kk, 'matmul')
-    assert fc._shift_dy(4096, 16 * 17 * 17, 8, 4)  # pylint: disable=protected-access
+    op = lambda x, kk: strided.conv_t2(x, kk, 'matmul')
+    assert weight_grads._shift_dy(4096, 16 * 17 * 17, 8, 4)  # pylint: disable=protected-access
   x = jax.random.normal(jax.random.key(0), x.shape)
   kernel = jax.random.normal(jax.random.key(1), k) * 0.2
   r = jax.random.normal(jax.random.key(2), ref(x, kernel).shape)
@@ -419,7 +424,7 @@ def test_adjoint_kernel_is_the_transpose():
   y = jax.random.normal(jax.random.key(1), (2, 3, 2, 5))
   k = jax.random.normal(jax.random.key(2), (4, 4, 3, 5))
   lhs = jnp.vdot(_lax_conv_s2(x, k), y)
-  rhs = jnp.vdot(x, _lax_conv_t2(y, fc._adjoint_kernel(k)))  # pylint: disable=protected-access
+  rhs = jnp.vdot(x, _lax_conv_t2(y, common.adjoint_kernel(k)))
   np.testing.assert_allclose(lhs, rhs, rtol=1e-5)
 
 
@@ -428,7 +433,7 @@ def test_conv_transpose_module_matches_flax(hw):
   x = jax.random.normal(jax.random.key(0), (2,) + hw + (3,))
   ref = nn.ConvTranspose(5, (4, 4), (2, 2), padding='SAME')
   params = ref.init(jax.random.key(1), x)
-  fast = fc.ConvTranspose(5, impl='fast')
+  fast = layers.ConvTranspose(5, impl='fast')
   # Same parameter tree: the reference's parameters load unchanged.
   assert jax.tree.map(jnp.shape, fast.init(jax.random.key(1), x)) == \
       jax.tree.map(jnp.shape, params)
@@ -443,7 +448,7 @@ def test_strided_conv_module_matches_flax_including_double_grad(hw):
   x = jax.random.normal(jax.random.key(0), (2,) + hw + (3,))
   ref = nn.Conv(4, (4, 4), (2, 2), padding='SAME')
   params = ref.init(jax.random.key(1), x)
-  fast = fc.Conv(4, (4, 4), (2, 2), impl='fast')
+  fast = layers.Conv(4, (4, 4), (2, 2), impl='fast')
   _close(fast.apply(params, x), ref.apply(params, x))
 
   def penalty(m):
@@ -462,15 +467,15 @@ def test_other_layers_are_the_standard_ops():
   x3 = jax.random.normal(jax.random.key(0), (2, 7, 7, 3))  # odd: no conv_s2
   x17 = jax.random.normal(jax.random.key(0), (2, 7, 7, 17))
   for ref, fast, x in [(nn.Conv(4, (4, 4), (2, 2), padding='SAME'),
-                        fc.Conv(4, (4, 4), (2, 2), impl='fast'), x3),
+                        layers.Conv(4, (4, 4), (2, 2), impl='fast'), x3),
                        (nn.Conv(4, (3, 3), (2, 2), padding='SAME'),
-                        fc.Conv(4, (3, 3), (2, 2), impl='fast'), x3),
+                        layers.Conv(4, (3, 3), (2, 2), impl='fast'), x3),
                        (nn.Conv(9, (3, 3), padding='SAME'),
-                        fc.Conv(9, (3, 3), impl='fast'), x17),
+                        layers.Conv(9, (3, 3), impl='fast'), x17),
                        (nn.Conv(9, (3, 3), padding='VALID'),
-                        fc.Conv(9, (3, 3), padding='VALID', impl='fast'), x17),
+                        layers.Conv(9, (3, 3), padding='VALID', impl='fast'), x17),
                        (nn.ConvTranspose(4, (5, 5), (2, 2), padding='SAME'),
-                        fc.ConvTranspose(4, (5, 5), impl='fast'), x3)]:
+                        layers.ConvTranspose(4, (5, 5), impl='fast'), x3)]:
     params = ref.init(jax.random.key(1), x)
     np.testing.assert_array_equal(fast.apply(params, x), ref.apply(params, x))
 
@@ -478,9 +483,9 @@ def test_other_layers_are_the_standard_ops():
 def test_fast_modules_use_the_custom_vjp():
   """The fast path is taken (the jaxpr calls the custom-VJP function)."""
   x = jnp.ones((1, 8, 8, 2))
-  for m in (fc.Conv(3, (4, 4), (2, 2), impl='fast'),
-            fc.Conv(3, (3, 3), impl='fast'),
-            fc.ConvTranspose(3, impl='fast')):
+  for m in (layers.Conv(3, (4, 4), (2, 2), impl='fast'),
+            layers.Conv(3, (3, 3), impl='fast'),
+            layers.ConvTranspose(3, impl='fast')):
     p = m.init(jax.random.key(0), x)
     assert 'custom_vjp_call' in str(jax.make_jaxpr(m.apply)(p, x))
     native = m.clone(impl='native')
@@ -488,14 +493,33 @@ def test_fast_modules_use_the_custom_vjp():
 
 
 def test_resolve_impl():
-  assert fc.resolve_impl('native') == 'native'
+  assert kernels.resolve_impl('native') == 'native'
   # auto: the custom VJPs on the CPU, the vendor kernels elsewhere.
-  assert fc.resolve_impl('auto') == ('fast' if jax.default_backend() == 'cpu'
+  assert kernels.resolve_impl('auto') == ('fast' if jax.default_backend() == 'cpu'
                                      else 'native')
-  assert fc.resolve_impl('fast') == 'fast'
-  assert fc.resolve_impl('fast_matmul') == 'fast_matmul'
+  assert kernels.resolve_impl('fast') == 'fast'
+  assert kernels.resolve_impl('fast_matmul') == 'fast_matmul'
   with pytest.raises(ValueError, match='config.model.conv_impl'):
-    fc.resolve_impl('cudnn')
+    kernels.resolve_impl('cudnn')
+
+
+def test_unroll_loops():
+  """The scan-vs-unroll policy: 'auto' unrolls only conv models whose convs
+  resolve to 'native' on the CPU backend; explicit values win; an unknown
+  value names config.loop_impl and lists the allowed ones."""
+  on_cpu = jax.default_backend() == 'cpu'
+  auto = lambda conv_model, impl: kernels.unroll_loops(
+      'auto', conv_model=conv_model, conv_impl=impl)
+  assert auto(True, 'native') is on_cpu
+  assert auto(False, 'native') is False
+  assert auto(True, 'fast') is False and auto(True, 'auto') is False
+  assert kernels.unroll_loops('unroll', conv_model=False,
+                              conv_impl='fast') is True
+  assert kernels.unroll_loops('scan', conv_model=True,
+                              conv_impl='native') is False
+  with pytest.raises(ValueError, match=r"^config\.loop_impl: 'loop'; "
+                     r"allowed: \['auto', 'scan', 'unroll'\]$"):
+    kernels.unroll_loops('loop', conv_model=True, conv_impl='auto')
 
 
 def test_fast_matmul_modules_equal_fast_ones():
@@ -504,9 +528,9 @@ def test_fast_matmul_modules_equal_fast_ones():
   x3 = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
   x17 = jax.random.normal(jax.random.key(0), (2, 8, 8, 17))
   # (the 3x3 conv with 17 -> 9 channels: 'fast' uses the conv forms there)
-  for m, x in ((fc.Conv(4, (4, 4), (2, 2), impl='fast'), x3),
-               (fc.Conv(9, (3, 3), impl='fast'), x17),
-               (fc.ConvTranspose(4, impl='fast'), x3)):
+  for m, x in ((layers.Conv(4, (4, 4), (2, 2), impl='fast'), x3),
+               (layers.Conv(9, (3, 3), impl='fast'), x17),
+               (layers.ConvTranspose(4, impl='fast'), x3)):
     p = m.init(jax.random.key(1), x)
     mm = m.clone(impl='fast_matmul')
     loss = lambda mod: lambda p: jnp.sum(jnp.sin(mod.apply(p, x)))
@@ -519,7 +543,7 @@ def test_fast_matmul_modules_equal_fast_ones():
 
 @pytest.mark.parametrize('op_name', ['s1', 's2', 't2'])
 def test_conv_weight_gradients_compile_to_canonical_convs_in_a_loop(op_name):
-  """The reason for :func:`fc._conv_weight_grad`: inside a ``lax.scan`` body
+  """The reason for :func:`weight_grads.conv_weight_grad`: inside a ``lax.scan`` body
   (which XLA's ConvCanonicalization pass does not visit) every convolution
   of the compiled gradient is already NHWC/HWIO/NHWC, so XLA:CPU runs it on
   Eigen, not as its naive loop nest; lax's own kernel gradient is not."""
@@ -529,10 +553,10 @@ def test_conv_weight_gradients_compile_to_canonical_convs_in_a_loop(op_name):
   # _s1_wgrad_by_matmul); few channels take matmuls, no convolution at all.
   x = jnp.ones((4, 8, 8, 17 if op_name == 's1' else 3))
   k = {'s1': (3, 3, 17, 9)}.get(op_name, (4, 4, 3, 5))
-  assert fc._s1_form(17, 9) == 'conv'  # pylint: disable=protected-access
-  assert not fc._s1_wgrad_by_matmul(17, 9)  # pylint: disable=protected-access
-  fast = {'s1': lambda x, k: fc.conv_s1(x, k, ((1, 1), (1, 1))),
-          's2': fc.conv_s2, 't2': fc.conv_t2}[op_name]
+  assert stride1._s1_form(17, 9) == 'conv'  # pylint: disable=protected-access
+  assert not stride1._s1_wgrad_by_matmul(17, 9)  # pylint: disable=protected-access
+  fast = {'s1': lambda x, k: stride1.conv_s1(x, k, ((1, 1), (1, 1))),
+          's2': strided.conv_s2, 't2': strided.conv_t2}[op_name]
   lax_op = {'s1': lambda x, k: jax.lax.conv_general_dilated(
       x, k, (1, 1), 'SAME', dimension_numbers=_DN),
             's2': _lax_conv_s2, 't2': _lax_conv_t2}[op_name]

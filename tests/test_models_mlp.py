@@ -88,3 +88,25 @@ def test_pacgan_architecture_from_the_config_and_old_configs_upgrade():
   assert (up['model']['g_norm'], up['model']['d_maxout']) == ('none', 1)
   assert 'g_norm' not in old['model']  # a copy
   config_lib.validate(ml_collections.ConfigDict(up))
+
+
+def test_registry_specs_and_the_mlp_builder():
+  """Every registered model has its builder, data kind and reference; the
+  MLP is built by ``mlp.build`` and rejects image data naming the field."""
+  assert sorted(models.MODELS) == ['dcgan', 'mlp', 'resnet', 'sngan_cnn']
+  spec = models.MODELS['mlp']
+  assert (spec.build, spec.data) == (mlp.build, 'vector')
+  assert {n: s.data for n, s in models.MODELS.items() if n != 'mlp'} == {
+      'dcgan': 'image', 'sngan_cnn': 'image', 'resnet': 'image'}
+  assert all(s.reference and '\n' not in s.reference
+             for s in models.MODELS.values())
+  with pytest.raises(AttributeError):  # frozen
+    spec.data = 'image'
+  c = mog.get_config('vanilla')
+  with pytest.raises(ValueError, match=r'config\.model\.name: "mlp" needs vector'):
+    models.build(c.model, (28, 28, 1))
+  c.model.name = 'transformer'
+  with pytest.raises(ValueError, match=r"config\.model\.name: unknown model "
+                     r"'transformer'; allowed: \['dcgan', 'mlp', 'resnet', "
+                     r"'sngan_cnn'\]"):
+    models.build(c.model, (2,))

@@ -56,12 +56,12 @@ def _same_pad(size: int, k: int, s: int) -> int:
 
 
 def conv(cin: int, cout: int, k: int, s: int, size: int, bias: bool = True):
-  """``fast_conv.Conv(cout, (k, k), (s, s), 'SAME')`` on ``size x size`` input."""
+  """``layers.Conv(cout, (k, k), (s, s), 'SAME')`` on ``size x size`` input."""
   return nn.Conv2d(cin, cout, k, s, padding=_same_pad(size, k, s), bias=bias)
 
 
 def conv_transpose(cin: int, cout: int, k: int, bias: bool = True):
-  """``fast_conv.ConvTranspose(cout, (k, k), (2, 2), 'SAME')``: output 2x input."""
+  """``layers.ConvTranspose(cout, (k, k), (2, 2), 'SAME')``: output 2x input."""
   if k != 4:
     raise NotImplementedError('only 4x4 stride-2 transposed convolutions')
   return nn.ConvTranspose2d(cin, cout, k, 2, padding=1, bias=bias)
@@ -484,7 +484,7 @@ class TorchGAN:
     batch); the normalised outputs are the same;
   * the JAX step also computes its metrics (gradient, parameter and update
     norms: a few reductions over the parameters); torch computes the losses;
-  * layouts and kernels: NHWC, XLA (convolutions with ``fast_conv``'s
+  * layouts and kernels: NHWC, XLA (convolutions with ``kernels``'
     custom VJPs, or XLA's own gradients; one compiled program) vs NCHW,
     oneDNN/ATen ops one by one;
     torch's Adam is its default (per-tensor loop on the CPU).

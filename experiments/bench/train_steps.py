@@ -35,17 +35,17 @@ median GFLOP/s of a ``--matmul_size`` square float32 ``jnp.dot``, measured in
 the same run at start and at end (the larger is used). XLA counts the
 multiplications each op performs (and elementwise ops, so small models can
 exceed 100%): for a native (transposed) convolution only the kernel taps that
-meet input pixels, while the custom-VJP forms of ``fast_conv`` also count the
+meet input pixels, while the custom-VJP forms of ``kernels`` also count the
 taps that fall on padding (the transposed conv's forward matmul computes
 every tap and drops those off the edge), so the conv table also gives the
 rate at the native flop count. *fwd rel. diff* = max |JAX - PyTorch| /
 max |JAX| of G(z) and D(x) with the same weights (checks that the twins are the same functions).
 
 A second table compares ``model.conv_impl`` 'native', 'fast_matmul' and 'fast' (the exact
-custom-VJP forms of ``gan_stability/models/fast_conv.py``) for the DCGAN-28
+custom-VJP forms of ``gan_stability/kernels/``) for the DCGAN-28
 WGAN-GP step (when that case is selected). A third compares the configs'
 ``cpu_ynn_fusions`` (which XLA:CPU op kinds run in YNNPACK;
-``gan_stability/compile_options.py``) with XLA's default for the cases
+``gan_stability/kernels/compile_options.py``) with XLA's default for the cases
 of :data:`YNN_CASES` that are selected (both compiled, then timed in
 alternating blocks). ``--cpu_ynn_fusions`` overrides the setting of every
 case. The single-step MoG rows time 10x ``--steps`` (their steps take
@@ -247,7 +247,7 @@ class JaxStep:
   def __init__(self, config, data_shape, batch: np.ndarray):
     import jax  # pylint: disable=g-import-not-at-top
     from gan_stability import models  # pylint: disable=g-import-not-at-top
-    from gan_stability import compile_options  # pylint: disable=g-import-not-at-top
+    from gan_stability.kernels import compile_options  # pylint: disable=g-import-not-at-top
     from gan_stability.train import parallel  # pylint: disable=g-import-not-at-top
     from gan_stability.train import state as state_lib  # pylint: disable=g-import-not-at-top
     from gan_stability.train import step as step_lib  # pylint: disable=g-import-not-at-top
@@ -265,7 +265,8 @@ class JaxStep:
         step_lib.make_multi_step(train_step, unroll=self.unroll),
         in_shardings=(self.repl, {'x': self.bsharding}, self.repl),
         out_shardings=(self.repl, self.repl), donate_argnums=0,
-        compiler_options=compile_options.step_compiler_options(config))
+        compiler_options=compile_options.compiler_options(
+            config.get('cpu_ynn_fusions', 'xla')))
     # Jitted: the same state as the loop's eager call (up to float rounding),
     # without compiling every initialiser op by op.
     init = jax.jit(lambda key: state_lib.init_state(
@@ -442,7 +443,7 @@ def run_case(case: Case, *, quick: bool, steps: int, warmup: int,
   config = make_config(case, quick=quick, image_width=FLAGS.image_width,
                        image_batch=FLAGS.image_batch, conv_impl=conv_impl,
                        cpu_ynn_fusions=FLAGS.cpu_ynn_fusions)
-  from gan_stability.models import fast_conv  # pylint: disable=g-import-not-at-top
+  from gan_stability import kernels  # pylint: disable=g-import-not-at-top
   batch = fake_batch(config, case.data_shape)
   js = JaxStep(config, case.data_shape, batch)
   first, rss_grown = js.first_call()
@@ -450,7 +451,7 @@ def run_case(case: Case, *, quick: bool, steps: int, warmup: int,
          'batch': config.batch_size, 'n_critic': config.n_critic,
          'loop': 'unroll' if js.unroll else 'scan', 'dispatch': js.k,
          'conv_impl': ('' if config.model.name == 'mlp' else
-                       fast_conv.resolve_impl(config.model.get('conv_impl', 'auto'))),
+                       kernels.resolve_impl(config.model.get('conv_impl', 'auto'))),
          'ynn': config.cpu_ynn_fusions,
          'jax_params': js.counts(), 'torch_params': None, 'forward_diff': None,
          'steps': 0, 'torch_steps': 0}

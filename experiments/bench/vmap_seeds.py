@@ -58,15 +58,15 @@ def time_training(config, seeds: list[int], repeats: int) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   from gan_stability import data as data_lib  # pylint: disable=g-import-not-at-top
   from gan_stability.sweep import vmap_seeds as vs  # pylint: disable=g-import-not-at-top
-  from gan_stability import compile_options  # pylint: disable=g-import-not-at-top
+  from gan_stability.kernels import compile_options  # pylint: disable=g-import-not-at-top
   from gan_stability.train import step as step_lib  # pylint: disable=g-import-not-at-top
 
   g, d, shape = vs.build(config)
   k, steps = config.steps_per_dispatch, config.num_steps
   train_step = step_lib.make_train_step(config, g, d)
   single = jax.jit(vs.make_multi_step(config, train_step), donate_argnums=0,
-                   compiler_options=compile_options.step_compiler_options(
-                       config))
+                   compiler_options=compile_options.compiler_options(
+                       config.get('cpu_ynn_fusions', 'xla')))
   group = vs.make_group_multi_step(config, g, d)
 
   def fresh(seed_list):

@@ -365,7 +365,7 @@ def time_train_step(config, steps: int, data_shape=DATA_SHAPE) -> float:
   from gan_stability import models  # pylint: disable=g-import-not-at-top
   from gan_stability.train import parallel  # pylint: disable=g-import-not-at-top
   from gan_stability.train import state as state_lib  # pylint: disable=g-import-not-at-top
-  from gan_stability import compile_options  # pylint: disable=g-import-not-at-top
+  from gan_stability.kernels import compile_options  # pylint: disable=g-import-not-at-top
   from gan_stability.train import step as step_lib  # pylint: disable=g-import-not-at-top
   config = config.copy_and_resolve_references()
   config.steps_per_dispatch = 1
@@ -380,7 +380,8 @@ def time_train_step(config, steps: int, data_shape=DATA_SHAPE) -> float:
       unroll=step_lib.resolve_loop_impl(config)),
                in_shardings=(repl, {'x': bsharding}, repl),
                out_shardings=(repl, repl), donate_argnums=0,
-               compiler_options=compile_options.step_compiler_options(config))
+               compiler_options=compile_options.compiler_options(
+                   config.get('cpu_ynn_fusions', 'xla')))
   key = jax.random.key(config.seed)
   state = jax.device_put(state_lib.init_state(
       config, generator, discriminator, key, data_shape), repl)

@@ -62,7 +62,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_stability import compile_options
+from gan_stability.kernels import compile_options
 
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
@@ -368,7 +368,7 @@ def _forward(params: Params, x: jax.Array) -> jax.Array:
 @functools.cache
 def _compiled_forward():
   """:func:`_forward` jitted with the CPU backend's measured-best YNNPACK
-  setting (:func:`gan_stability.compile_options.default_compiler_options`:
+  setting (:func:`gan_stability.kernels.compile_options.default_compiler_options`:
   convolutions on Eigen's threads; 25 images take 1.64 s instead of 2.37 s
   with XLA's default on the 2-core CPU, features equal to 1.2e-6 relative).
   Built on first use, so importing this module does not start a backend."""

@@ -4,45 +4,54 @@ Every generator is ``G(z, *, train)``; every discriminator is
 ``D(x, *, update_stats=False, train=False) -> logits [B]``. The image models
 take ``labels=`` (int ``[B]``) as well when ``config.model.num_classes > 0``
 (class-conditional G, projection D: :mod:`gan_stability.models.conditional`).
+:data:`MODELS` maps each name to its :class:`ModelSpec`: its builder, the
+kind of data it takes and the paper it follows.
 """
 
 from __future__ import annotations
 
-from gan_stability.models import mlp
+import dataclasses
+from typing import Any, Callable
+
+import flax.linen as nn
+
+from gan_stability.models import cnn, dcgan, mlp, resnet
 from gan_stability.models.layers import SPECTRAL_STATS, spectral_sigmas
 
 
-def _mlp(model_cfg, data_shape):
-  if len(data_shape) != 1:
-    raise ValueError(
-        f'config.model.name: "mlp" needs vector data, got shape {data_shape}')
-  g = mlp.MLPGenerator(out_dim=data_shape[0], hidden=model_cfg.g_hidden,
-                       num_layers=model_cfg.g_layers,
-                       activation=model_cfg.g_activation,
-                       norm=model_cfg.get('g_norm', 'none'))
-  d = mlp.MLPDiscriminator(hidden=model_cfg.d_hidden,
-                           num_layers=model_cfg.d_layers,
-                           activation=model_cfg.d_activation,
-                           spectral_norm=model_cfg.spectral_norm,
-                           sn_steps=model_cfg.sn_steps,
-                           packing=model_cfg.packing,
-                           maxout=model_cfg.get('d_maxout', 1))
-  return g, d
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """A registered model.
+
+  Attributes:
+    build: ``build(model_cfg, data_shape) -> (generator, discriminator)``;
+      raises ValueError naming the config field for unsupported settings.
+    data: the data it takes: ``'vector'`` (shape ``(D,)``) or ``'image'``
+      (``(H, W, C)``).
+    reference: the paper the architecture follows, in one line.
+  """
+  build: Callable[[Any, tuple[int, ...]], tuple[nn.Module, nn.Module]]
+  data: str
+  reference: str
 
 
-def _lazy(module_name):
-  def build_fn(model_cfg, data_shape):
-    import importlib  # pylint: disable=g-import-not-at-top
-    module = importlib.import_module(f'gan_stability.models.{module_name}')
-    return module.build(model_cfg, data_shape)
-  return build_fn
-
-
-MODELS = {
-    'mlp': _mlp,
-    'dcgan': _lazy('dcgan'),          # Radford et al. 2016
-    'sngan_cnn': _lazy('cnn'),        # Miyato et al. 2018, Table 3
-    'resnet': _lazy('resnet'),        # Gulrajani et al. 2017; Miyato et al. 2018
+MODELS: dict[str, ModelSpec] = {
+    'mlp': ModelSpec(
+        mlp.build, 'vector',
+        'MLPs of the 2-D mixture benchmarks (VEEGAN, Srivastava et al. 2017; '
+        'PacGAN, Lin et al. 2018)'),
+    'dcgan': ModelSpec(
+        dcgan.build, 'image',
+        'Radford, Metz & Chintala, "Unsupervised Representation Learning '
+        'with Deep Convolutional Generative Adversarial Networks", ICLR 2016'),
+    'sngan_cnn': ModelSpec(
+        cnn.build, 'image',
+        'Miyato et al., "Spectral Normalization for Generative Adversarial '
+        'Networks", ICLR 2018, Table 3 (the standard CNN)'),
+    'resnet': ModelSpec(
+        resnet.build, 'image',
+        'Gulrajani et al., "Improved Training of Wasserstein GANs", NeurIPS '
+        '2017, Appendix F (CIFAR-10 ResNet); Miyato et al. 2018, Table 4'),
 }
 
 
@@ -51,7 +60,8 @@ def build(model_cfg, data_shape):
   if model_cfg.name not in MODELS:
     raise ValueError(f'config.model.name: unknown model {model_cfg.name!r}; '
                      f'allowed: {sorted(MODELS)}')
-  return MODELS[model_cfg.name](model_cfg, tuple(data_shape))
+  return MODELS[model_cfg.name].build(model_cfg, tuple(data_shape))
 
 
-__all__ = ['build', 'MODELS', 'SPECTRAL_STATS', 'spectral_sigmas']
+__all__ = ['build', 'MODELS', 'ModelSpec', 'SPECTRAL_STATS',
+           'spectral_sigmas']

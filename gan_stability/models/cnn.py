@@ -22,8 +22,9 @@ lists no normalisation after G's dense layer; the authors' Chainer code
 followed here. Weights are initialised from N(0, 0.02) as in that code.
 Spectral normalisation of D is switched on by ``spectral_norm``; the optional
 ``norm`` of D (not in the paper) follows every convolution but the first.
-Convolutions use :mod:`gan_stability.models.fast_conv` (exactly ``nn.Conv``
-/ ``nn.ConvTranspose``; custom VJPs that are faster on the CPU).
+Convolutions use :class:`gan_stability.models.layers.Conv` /
+:class:`~gan_stability.models.layers.ConvTranspose` (exactly ``nn.Conv`` /
+``nn.ConvTranspose``; custom VJPs that are faster on the CPU).
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_stability.models import conditional, fast_conv, norms
+from gan_stability.models import blocks, conditional, inits, layers, norms
 
-INIT = norms.normal_init(0.02)
+INIT = inits.normal_init(0.02)
 SUPPORTED = '(S, S, C) with S a multiple of 8 (32 for CIFAR-10, 48 for STL-10)'
 
 
@@ -60,13 +61,13 @@ class SNGANGenerator(nn.Module):
     h = h.reshape(z.shape[0], base, base, self.width)
     h = nn.relu(norms.norm_layer(self.norm, train=train, name='bn_0')(h))
     for i in range(1, 4):
-      h = fast_conv.ConvTranspose(
+      h = layers.ConvTranspose(
           max(1, self.width // 2 ** i), (4, 4), (2, 2), 'SAME',
           use_bias=use_bias, impl=self.conv_impl, kernel_init=INIT,
           name=f'deconv_{i}')(h)
       h = nn.relu(norms.norm_layer(self.norm, train=train, name=f'bn_{i}')(h))
-    h = fast_conv.Conv(channels, (3, 3), padding='SAME', impl=self.conv_impl,
-                       kernel_init=INIT, name='conv_out')(h)
+    h = layers.Conv(channels, (3, 3), padding='SAME', impl=self.conv_impl,
+                    kernel_init=INIT, name='conv_out')(h)
     return jnp.tanh(h)
 
 
@@ -90,11 +91,11 @@ class SNGANDiscriminator(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, *, labels: jax.Array | None = None,
                update_stats: bool = False, train: bool = False) -> jax.Array:
-    h = norms.pack(x, self.packing)
-    wrap = lambda layer: norms.sn_layer(layer, self.spectral_norm,
-                                        self.sn_steps, update_stats)
+    h = blocks.pack(x, self.packing)
+    wrap = lambda layer: blocks.sn_layer(layer, self.spectral_norm,
+                                         self.sn_steps, update_stats)
     specs = [(self.width * mult, k, s) for k, s, mult in D_LAYERS]
-    return norms.conv_discriminator(
+    return blocks.conv_discriminator(
         h, specs, norm=self.norm, slope=0.1, wrap=wrap, train=train,
         conv_impl=self.conv_impl, kernel_init=INIT, labels=labels,
         num_classes=self.num_classes, module=self)
@@ -107,7 +108,7 @@ def build(model_cfg, data_shape) -> tuple[SNGANGenerator, SNGANDiscriminator]:
   spectral_norm, sn_steps, packing`` and, if present, ``conv_impl`` and
   ``num_classes``.
   """
-  size, channels = norms.square_resolution(
+  size, channels = blocks.square_resolution(
       model_cfg.name, data_shape, lambda s: s >= 8 and s % 8 == 0, SUPPORTED)
   norms.check_norm('g_norm', model_cfg.g_norm, ('batch', 'none'))
   norms.check_norm('d_norm', model_cfg.d_norm)
@@ -115,7 +116,7 @@ def build(model_cfg, data_shape) -> tuple[SNGANGenerator, SNGANDiscriminator]:
     raise ValueError(f'config.model.g_width: {model_cfg.g_width} must be >= 8 '
                      f'({model_cfg.name!r} halves it three times)')
   impl = model_cfg.get('conv_impl', 'auto')
-  nc = norms.num_classes(model_cfg)
+  nc = blocks.num_classes(model_cfg)
   g = SNGANGenerator(out_shape=(size, size, channels), width=model_cfg.g_width,
                      norm=model_cfg.g_norm, conv_impl=impl, num_classes=nc)
   d = SNGANDiscriminator(width=model_cfg.d_width, norm=model_cfg.d_norm,

@@ -35,10 +35,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_stability.models import norms
+from gan_stability.models import inits
 
-G_EMBED_INIT = norms.normal_init(1.0)   # the scale of z ~ N(0, I)
-D_EMBED_INIT = norms.glorot_uniform(1.0)
+G_EMBED_INIT = inits.normal_init(1.0)   # the scale of z ~ N(0, I)
+D_EMBED_INIT = inits.glorot_uniform(1.0)
 
 
 def check_labels(labels, *, num_classes: int, who: str) -> None:

@@ -19,10 +19,11 @@ Layouts (``w`` = ``g_width`` / ``d_width``, ``C`` = image channels):
 
 Up/downsampling layers are ``k x k`` stride-2 ``'SAME'`` (transposed)
 convolutions, ``k = kernel_size`` (4 by default; 5 in the paper's code). They
-use :mod:`gan_stability.models.fast_conv`, which has exactly the parameters
-and function of ``flax.linen.ConvTranspose`` / ``flax.linen.Conv`` and
-computes the gradients of stride-1 and 4x4 stride-2 layers faster on the CPU
-(``conv_impl``).
+use :class:`gan_stability.models.layers.ConvTranspose` /
+:class:`~gan_stability.models.layers.Conv`, which have exactly the
+parameters and function of ``flax.linen.ConvTranspose`` / ``flax.linen.Conv``
+and compute the gradients of stride-1 and 4x4 stride-2 layers faster on the
+CPU (``conv_impl``).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_stability.models import conditional, fast_conv, norms
+from gan_stability.models import blocks, conditional, inits, layers, norms
 
-INIT = norms.normal_init(0.02)  # Radford et al. 2016, Sec. 4
+INIT = inits.normal_init(0.02)  # Radford et al. 2016, Sec. 4
 SUPPORTED = '(28, 28, C) or (S, S, C) with S a power of two >= 16'
 
 
@@ -86,13 +87,13 @@ class DCGANGenerator(nn.Module):
     h = h.reshape(z.shape[0], base, base, widths[0])
     h = nn.relu(norms.norm_layer(self.norm, train=train, name='bn_0')(h))
     for i in range(1, n_up):
-      h = fast_conv.ConvTranspose(
+      h = layers.ConvTranspose(
           widths[i], k, (2, 2), 'SAME', use_bias=use_bias,
           impl=self.conv_impl, kernel_init=INIT, name=f'deconv_{i}')(h)
       h = nn.relu(norms.norm_layer(self.norm, train=train, name=f'bn_{i}')(h))
-    h = fast_conv.ConvTranspose(channels, k, (2, 2), 'SAME',
-                                impl=self.conv_impl, kernel_init=INIT,
-                                name='deconv_out')(h)
+    h = layers.ConvTranspose(channels, k, (2, 2), 'SAME',
+                             impl=self.conv_impl, kernel_init=INIT,
+                             name='deconv_out')(h)
     return jnp.tanh(h) if self.tanh_output else h
 
 
@@ -120,12 +121,12 @@ class DCGANDiscriminator(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, *, labels: jax.Array | None = None,
                update_stats: bool = False, train: bool = False) -> jax.Array:
-    h = norms.pack(x, self.packing)
+    h = blocks.pack(x, self.packing)
     _, n_down = layout(h.shape[1])
-    wrap = lambda layer: norms.sn_layer(layer, self.spectral_norm,
-                                        self.sn_steps, update_stats)
+    wrap = lambda layer: blocks.sn_layer(layer, self.spectral_norm,
+                                         self.sn_steps, update_stats)
     specs = [(self.width * 2 ** i, self.kernel_size, 2) for i in range(n_down)]
-    return norms.conv_discriminator(
+    return blocks.conv_discriminator(
         h, specs, norm=self.norm, slope=0.2, wrap=wrap, train=train,
         conv_impl=self.conv_impl, kernel_init=INIT, labels=labels,
         num_classes=self.num_classes, module=self)
@@ -138,13 +139,13 @@ def build(model_cfg, data_shape) -> tuple[DCGANGenerator, DCGANDiscriminator]:
   packing`` and, if present, ``conv_impl`` and ``num_classes`` (``z_dim`` is
   implied by the latent passed to G).
   """
-  size, channels = norms.square_resolution(
+  size, channels = blocks.square_resolution(
       model_cfg.name, data_shape,
       lambda s: s == 28 or (s >= 16 and s & (s - 1) == 0), SUPPORTED)
   norms.check_norm('g_norm', model_cfg.g_norm, ('batch', 'none'))
   norms.check_norm('d_norm', model_cfg.d_norm)
   impl = model_cfg.get('conv_impl', 'auto')
-  nc = norms.num_classes(model_cfg)
+  nc = blocks.num_classes(model_cfg)
   g = DCGANGenerator(out_shape=(size, size, channels), width=model_cfg.g_width,
                      norm=model_cfg.g_norm, conv_impl=impl, num_classes=nc)
   d = DCGANDiscriminator(width=model_cfg.d_width, norm=model_cfg.d_norm,

@@ -1,4 +1,13 @@
-"""Shared layers: dense/conv factories that optionally apply spectral norm.
+"""Shared layers: spectral normalisation on demand, activations, and the
+convolution modules of the image models.
+
+:class:`Conv` and :class:`ConvTranspose` are drop-ins for
+``flax.linen.Conv`` / ``flax.linen.ConvTranspose`` (the same ``kernel`` and
+``bias`` parameters and function) whose ``impl`` attribute
+(``config.model.conv_impl``) chooses how the convolution and its gradients
+are computed (:func:`gan_stability.kernels.conv`,
+:func:`gan_stability.kernels.conv_transpose`: exact custom VJPs that are
+faster on the CPU, or XLA's own ops).
 
 Spectral normalisation (Miyato et al., "Spectral Normalization for
 Generative Adversarial Networks", ICLR 2018) divides each weight matrix by an
@@ -17,6 +26,8 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from gan_stability import kernels
 
 SPECTRAL_STATS = 'spectral_stats'
 
@@ -63,3 +74,48 @@ def spectral_sigmas(spectral_stats) -> dict[str, jax.Array]:
     if name.endswith('/sigma'):
       out[name[:-len('/sigma')]] = value
   return out
+
+
+class _ConvBase(nn.Module):
+  """Parameters exactly as ``nn.Conv``/``nn.ConvTranspose`` declare them;
+  subclasses choose how the kernel is applied in ``_apply``."""
+  features: int
+  kernel_size: tuple[int, int] = (3, 3)
+  strides: tuple[int, int] = (1, 1)
+  padding: str = 'SAME'
+  use_bias: bool = True
+  impl: str = 'auto'
+  kernel_init: Any = nn.initializers.lecun_normal()
+  bias_init: Any = nn.initializers.zeros_init()
+
+  def _apply(self, x, kernel):
+    raise NotImplementedError
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param('kernel', self.kernel_init,
+                        tuple(self.kernel_size) + (x.shape[-1], self.features))
+    y = self._apply(x, kernel)
+    if self.use_bias:
+      y = y + self.param('bias', self.bias_init, (self.features,))
+    return y
+
+
+class ConvTranspose(_ConvBase):
+  """Drop-in for ``nn.ConvTranspose`` (same ``kernel``/``bias`` parameters),
+  computed by :func:`gan_stability.kernels.conv_transpose` with ``impl``."""
+  kernel_size: tuple[int, int] = (4, 4)
+  strides: tuple[int, int] = (2, 2)
+
+  def _apply(self, x, kernel):
+    return kernels.conv_transpose(x, kernel, strides=self.strides,
+                                  padding=self.padding, impl=self.impl)
+
+
+class Conv(_ConvBase):
+  """Drop-in for ``nn.Conv`` (same ``kernel``/``bias`` parameters), computed
+  by :func:`gan_stability.kernels.conv` with ``impl``."""
+
+  def _apply(self, x, kernel):
+    return kernels.conv(x, kernel, strides=self.strides, padding=self.padding,
+                        impl=self.impl)

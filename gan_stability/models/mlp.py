@@ -82,3 +82,28 @@ class MLPDiscriminator(nn.Module):
       h = maxout(h, self.maxout) if self.maxout > 1 else act(h)
     out = wrap(nn.Dense(1, name='out'))(h, update_stats=update_stats)
     return jnp.squeeze(out, axis=-1)
+
+
+def build(model_cfg, data_shape) -> tuple[MLPGenerator, MLPDiscriminator]:
+  """``(generator, discriminator)`` for ``config.model`` and vector data of
+  shape ``(D,)``.
+
+  Reads ``g_hidden, g_layers, g_activation, d_hidden, d_layers,
+  d_activation, spectral_norm, sn_steps, packing`` and, if present,
+  ``g_norm`` and ``d_maxout``.
+  """
+  if len(data_shape) != 1:
+    raise ValueError(
+        f'config.model.name: "mlp" needs vector data, got shape {data_shape}')
+  g = MLPGenerator(out_dim=data_shape[0], hidden=model_cfg.g_hidden,
+                   num_layers=model_cfg.g_layers,
+                   activation=model_cfg.g_activation,
+                   norm=model_cfg.get('g_norm', 'none'))
+  d = MLPDiscriminator(hidden=model_cfg.d_hidden,
+                       num_layers=model_cfg.d_layers,
+                       activation=model_cfg.d_activation,
+                       spectral_norm=model_cfg.spectral_norm,
+                       sn_steps=model_cfg.sn_steps,
+                       packing=model_cfg.packing,
+                       maxout=model_cfg.get('d_maxout', 1))
+  return g, d

@@ -42,16 +42,16 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_stability.models import conditional, fast_conv, norms
+from gan_stability.models import blocks, conditional, inits, layers, norms
 
-RES_INIT = norms.glorot_uniform(math.sqrt(2.0))
-SC_INIT = norms.glorot_uniform(1.0)
+RES_INIT = inits.glorot_uniform(math.sqrt(2.0))
+SC_INIT = inits.glorot_uniform(1.0)
 SUPPORTED = '(S, S, C) with S a multiple of 8 (32 for CIFAR-10)'
 
 
 def _conv(features, k, name, impl, init=RES_INIT):
-  return fast_conv.Conv(features, (k, k), padding='SAME', impl=impl,
-                        kernel_init=init, name=name)
+  return layers.Conv(features, (k, k), padding='SAME', impl=impl,
+                     kernel_init=init, name=name)
 
 
 class GBlockUp(nn.Module):
@@ -63,10 +63,10 @@ class GBlockUp(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     h = nn.relu(norms.norm_layer(self.norm, train=train, name='bn_1')(x))
-    h = _conv(self.features, 3, 'conv_1', self.conv_impl)(norms.upsample_nearest(h))
+    h = _conv(self.features, 3, 'conv_1', self.conv_impl)(blocks.upsample_nearest(h))
     h = nn.relu(norms.norm_layer(self.norm, train=train, name='bn_2')(h))
     h = _conv(self.features, 3, 'conv_2', self.conv_impl)(h)
-    sc = _conv(self.features, 1, 'shortcut', self.conv_impl, SC_INIT)(norms.upsample_nearest(x))
+    sc = _conv(self.features, 1, 'shortcut', self.conv_impl, SC_INIT)(blocks.upsample_nearest(x))
     return h + sc
 
 
@@ -110,24 +110,24 @@ class DBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, *, update_stats: bool,
                train: bool) -> jax.Array:
-    wrap = lambda layer: norms.sn_layer(layer, self.spectral_norm,
-                                        self.sn_steps, update_stats)
+    wrap = lambda layer: blocks.sn_layer(layer, self.spectral_norm,
+                                         self.sn_steps, update_stats)
     norm = lambda name: norms.norm_layer(self.norm, train=train, name=name)
     h = x if self.optimized else nn.relu(norm('norm_1')(x))
     h = wrap(_conv(self.features, 3, 'conv_1', self.conv_impl))(h)
     h = nn.relu(norm('norm_2')(h))
     h = wrap(_conv(self.features, 3, 'conv_2', self.conv_impl))(h)
     if self.downsample:
-      h = norms.avg_pool2(h)
+      h = blocks.avg_pool2(h)
 
     learnable = self.downsample or x.shape[-1] != self.features
     sc = x
     if self.optimized:
-      sc = norms.avg_pool2(sc) if self.downsample else sc
+      sc = blocks.avg_pool2(sc) if self.downsample else sc
       sc = wrap(_conv(self.features, 1, 'shortcut', self.conv_impl, SC_INIT))(sc)
     elif learnable:
       sc = wrap(_conv(self.features, 1, 'shortcut', self.conv_impl, SC_INIT))(sc)
-      sc = norms.avg_pool2(sc) if self.downsample else sc
+      sc = blocks.avg_pool2(sc) if self.downsample else sc
     return h + sc
 
 
@@ -145,7 +145,7 @@ class ResNetDiscriminator(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, *, labels: jax.Array | None = None,
                update_stats: bool = False, train: bool = False) -> jax.Array:
-    h = norms.pack(x, self.packing)
+    h = blocks.pack(x, self.packing)
     common = dict(norm=self.norm, spectral_norm=self.spectral_norm,
                   sn_steps=self.sn_steps, conv_impl=self.conv_impl)
     specs = ((True, True), (True, False), (False, False), (False, False))
@@ -154,8 +154,8 @@ class ResNetDiscriminator(nn.Module):
                  name=f'block_{i}', **common)(
                      h, update_stats=update_stats, train=train)
     h = jnp.sum(nn.relu(h), axis=(1, 2))  # global sum pooling: phi(x)
-    wrap = lambda layer: norms.sn_layer(layer, self.spectral_norm,
-                                        self.sn_steps, update_stats)
+    wrap = lambda layer: blocks.sn_layer(layer, self.spectral_norm,
+                                         self.sn_steps, update_stats)
     out = wrap(nn.Dense(1, kernel_init=SC_INIT, name='out'))(h)
     return conditional.project_logits(
         jnp.squeeze(out, axis=-1), h, labels, num_classes=self.num_classes,
@@ -169,12 +169,12 @@ def build(model_cfg, data_shape) -> tuple[ResNetGenerator, ResNetDiscriminator]:
   spectral_norm, sn_steps, packing`` and, if present, ``conv_impl`` and
   ``num_classes``.
   """
-  size, channels = norms.square_resolution(
+  size, channels = blocks.square_resolution(
       model_cfg.name, data_shape, lambda s: s >= 8 and s % 8 == 0, SUPPORTED)
   norms.check_norm('g_norm', model_cfg.g_norm, ('batch', 'none'))
   norms.check_norm('d_norm', model_cfg.d_norm)
   impl = model_cfg.get('conv_impl', 'auto')
-  nc = norms.num_classes(model_cfg)
+  nc = blocks.num_classes(model_cfg)
   g = ResNetGenerator(out_shape=(size, size, channels),
                       width=model_cfg.g_width, norm=model_cfg.g_norm,
                       conv_impl=impl, num_classes=nc)

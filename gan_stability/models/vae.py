@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_stability.models import conditional, dcgan, fast_conv, norms
+from gan_stability.models import blocks, conditional, dcgan, layers, norms
 
 
 class ConvEncoder(nn.Module):
@@ -39,9 +39,9 @@ class ConvEncoder(nn.Module):
     _, n_down = dcgan.layout(x.shape[1])
     h = x
     for i in range(n_down):
-      h = fast_conv.Conv(self.width * 2 ** i, (4, 4), (2, 2), 'SAME',
-                         impl=self.conv_impl, kernel_init=dcgan.INIT,
-                         name=f'conv_{i}')(h)
+      h = layers.Conv(self.width * 2 ** i, (4, 4), (2, 2), 'SAME',
+                      impl=self.conv_impl, kernel_init=dcgan.INIT,
+                      name=f'conv_{i}')(h)
       h = nn.leaky_relu(h, negative_slope=0.2)
     h = h.reshape(h.shape[0], -1)
     if self.num_classes:
@@ -63,7 +63,7 @@ def build(model_cfg, data_shape) -> tuple[dcgan.DCGANGenerator, ConvEncoder]:
   if model_cfg.name != 'dcgan':
     raise ValueError(f'config.model.name: the VAE uses the DCGAN networks; '
                      f"allowed: ['dcgan'], got {model_cfg.name!r}")
-  size, channels = norms.square_resolution(
+  size, channels = blocks.square_resolution(
       model_cfg.name, data_shape,
       lambda s: s == 28 or (s >= 16 and s & (s - 1) == 0), dcgan.SUPPORTED)
   norms.check_norm('g_norm', model_cfg.g_norm, ('batch', 'none'))

@@ -51,7 +51,7 @@ from gan_stability import evaluation, models, writers
 from gan_stability.checkpoint import Checkpointer
 from gan_stability.metrics import dynamics
 from gan_stability.models.layers import SPECTRAL_STATS
-from gan_stability import compile_options
+from gan_stability.kernels import compile_options
 from gan_stability.train import loop, state as state_lib
 from gan_stability.train import step as step_lib
 
@@ -93,7 +93,8 @@ def make_group_multi_step(config, generator, discriminator):
   train_step = step_lib.make_train_step(config, generator, discriminator)
   return jax.jit(jax.vmap(make_multi_step(config, train_step)),
                  donate_argnums=0,
-                 compiler_options=compile_options.step_compiler_options(config))
+                 compiler_options=compile_options.compiler_options(
+                     config.get('cpu_ynn_fusions', 'xla')))
 
 
 def make_multi_step(config, train_step):

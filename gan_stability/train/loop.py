@@ -26,7 +26,7 @@ from gan_stability import evaluation, models, writers
 from gan_stability.checkpoint import Checkpointer
 from gan_stability.metrics import dynamics
 from gan_stability.models.layers import SPECTRAL_STATS
-from gan_stability import compile_options
+from gan_stability.kernels import compile_options
 from gan_stability.train import parallel, state as state_lib
 from gan_stability.train import step as step_lib
 
@@ -211,8 +211,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
       train_step, unroll=step_lib.resolve_loop_impl(config)),
                        in_shardings=(repl, batch_shardings, repl),
                        out_shardings=(repl, repl), donate_argnums=0,
-                       compiler_options=compile_options.step_compiler_options(
-                           config))
+                       compiler_options=compile_options.compiler_options(
+                           config.get('cpu_ynn_fusions', 'xla')))
   sample = jax.jit(step_lib.make_sample_fn(generator, config.model.z_dim),
                    static_argnums=3)
   # Conditional models: a fixed class per row of the sample grid.

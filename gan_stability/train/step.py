@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gan_stability import losses, penalties
+from gan_stability import kernels, losses, penalties
 from gan_stability.train.state import GANState, make_optimizers
 
 Metrics = dict[str, jax.Array]
@@ -44,36 +44,11 @@ FAKE_LABEL_STREAM = 0x4C41424C  # 'LABL'
 
 
 def resolve_loop_impl(config) -> bool:
-  """Whether the ``n_critic`` and ``steps_per_dispatch`` loops are unrolled.
-
-  ``config.loop_impl``: ``'scan'`` compiles each loop as one ``lax.scan``
-  (a while loop: compile time independent of the trip count); ``'unroll'``
-  emits straight-line code; ``'auto'`` unrolls only conv models whose
-  convolutions use XLA's own gradients (``model.conv_impl`` resolving to
-  ``'native'``) on the CPU backend, and scans otherwise. Reason: XLA:CPU
-  compiles convolutions inside a while-loop body to a much slower kernel
-  (jax-ml/jax#12868; its ``ConvCanonicalization`` pass, which rewrites the
-  gradient convolutions into the form its Eigen kernels take, visits only
-  the entry computation, see ``fast_conv._conv_weight_grad``): measured on
-  the 2-core CPU (jax 0.10.2, DCGAN-28 at
-  width 64, batch 64), the gradient of the WGAN-GP loss takes 0.19 s per
-  iteration unrolled but 0.54 s inside a scan with XLA's own gradients.
-  With :mod:`gan_stability.models.fast_conv` (XLA's forward convolutions,
-  custom VJPs) scanning is as fast or faster and compiles faster
-  (measured on one core, median of 3-5 steps: DCGAN-28 WGAN-GP 619-627 ms
-  scanned vs 648-664 ms unrolled; std-CNN SN-GAN 6.43 s vs 6.74 s).
-  """
-  impl = config.get('loop_impl', 'auto')
-  if impl not in ('auto', 'scan', 'unroll'):
-    raise ValueError(f"config.loop_impl: {impl!r}; allowed: "
-                     "['auto', 'scan', 'unroll']")
-  if impl == 'auto':
-    if config.model.name == 'mlp' or jax.default_backend() != 'cpu':
-      return False
-    from gan_stability.models import fast_conv  # pylint: disable=g-import-not-at-top
-    return fast_conv.resolve_impl(
-        config.model.get('conv_impl', 'auto')) == 'native'
-  return impl == 'unroll'
+  """Whether the ``n_critic`` and ``steps_per_dispatch`` loops are unrolled
+  (``config.loop_impl``, :func:`gan_stability.kernels.unroll_loops`)."""
+  return kernels.unroll_loops(
+      config.get('loop_impl', 'auto'), conv_model=config.model.name != 'mlp',
+      conv_impl=config.model.get('conv_impl', 'auto'))
 
 
 def _mean(x):

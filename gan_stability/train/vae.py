@@ -39,7 +39,7 @@ from gan_stability import elbo, evaluation, writers
 from gan_stability import checkpoint
 from gan_stability.checkpoint import Checkpointer
 from gan_stability.models import vae as vae_models
-from gan_stability import compile_options
+from gan_stability.kernels import compile_options
 from gan_stability.train import loop, parallel
 from gan_stability.train import state as state_lib
 from gan_stability.train import step as step_lib
@@ -203,7 +203,8 @@ def train_vae(config, workdir: str) -> dict:
                                unroll=step_lib.resolve_loop_impl(config)),
       in_shardings=(repl, {n: bsharding for n in names}, repl),
       out_shardings=(repl, repl), donate_argnums=0,
-      compiler_options=compile_options.step_compiler_options(config))
+      compiler_options=compile_options.compiler_options(
+          config.get('cpu_ynn_fusions', 'xla')))
   sample = jax.jit(make_sample_fn(decoder, config.model.z_dim),
                    static_argnums=3)
   eval_labels = step_lib.sample_labels(config, config.eval_samples)
