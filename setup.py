@@ -3,7 +3,7 @@ import setuptools
 
 setuptools.setup(
     name='gan_stability',
-    version='0.1.0',
+    version='0.2.0.dev0',
     description='Pure-functional JAX/Flax library for GAN training stability research.',
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

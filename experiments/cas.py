@@ -120,8 +120,8 @@ def balanced_subset(labels: np.ndarray, n: int, *, seed: int = 0) -> np.ndarray:
 def _load_sampler(workdir: str):
   """``(config, sample_fn, step)`` of a run's latest checkpoint; refuses
   unconditional runs and data that is not 28 x 28 x 1 with 10 classes."""
-  from gan_stability.train import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
-  config = evaluate_lib.load_run_config(workdir)
+  from gan_stability.train import tasks, workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  config = workdir_lib.load_run_config(workdir)
   if config.model.get('num_classes', 0) != NUM_CLASSES:
     raise ValueError(f'--run {workdir}: CAS needs a class-conditional model '
                      f'with {NUM_CLASSES} classes (a *_cond config); got '
@@ -129,7 +129,7 @@ def _load_sampler(workdir: str):
   if config.data.pad_to:
     raise ValueError(f'--run {workdir}: trained on padded images '
                      f'(data.pad_to={config.data.pad_to}); CAS uses 28 x 28')
-  sample_fn, step = evaluate_lib.restore_generator(config, workdir)
+  sample_fn, step = tasks.restore_sampler(config, workdir)
   return config, sample_fn, step
 
 
@@ -159,13 +159,13 @@ def quality_metrics(config, images: np.ndarray, judge_path: str, workdir: str,
   """``cfid``, precision/recall and density/coverage of ``images`` (float,
   [-1, 1]) in the judge's feature space against the first 10,000 (or all)
   real training images: the run's evaluator with the judge as classifier."""
-  from gan_stability import evaluation  # pylint: disable=g-import-not-at-top
+  from gan_stability.eval import evaluators  # pylint: disable=g-import-not-at-top
   c = config.copy_and_resolve_references()
   c.eval.update(metrics=QUALITY_METRICS, features='classifier',
                 classifier_path=judge_path, cache_dir=cache_dir,
                 num_real=NUM_REAL_EVAL)
   c.eval_samples = len(images)
-  evaluator = evaluation.make_evaluator(c, workdir=workdir)
+  evaluator = evaluators.make_evaluator(c, workdir=workdir)
   result = evaluator(images, 0, sample_dir=None)
   keys = ('cfid', 'precision', 'recall', 'density', 'coverage')
   return {k: float(result[k]) for k in keys if k in result}
@@ -220,7 +220,7 @@ def _quick_setup(out: str) -> tuple[str, list[tuple[str, str]]]:
   """Random-digit IDX data and 2-step conditional GAN / VAE smoke runs."""
   from experiments.configs import mnist, vae  # pylint: disable=g-import-not-at-top
   from gan_stability.data import idx  # pylint: disable=g-import-not-at-top
-  from gan_stability.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  from gan_stability.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
   data_dir = idx.write_random_digits(os.path.join(out, 'quick', 'data'),
                                      num_train=200, num_test=60)
   runs = []

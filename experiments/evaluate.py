@@ -5,7 +5,7 @@ r"""Evaluates a training run's checkpoint and appends the result to its
       [--metrics=stacked_modes] [--seed=0]
 
 ``--metrics`` overrides the run's ``config.eval.metrics`` (image runs; see
-``gan_stability/evaluation.py`` for the names), e.g. the Stacked-MNIST
+``gan_stability/eval/registry.py`` for the names), e.g. the Stacked-MNIST
 protocol is ``--metrics=stacked_modes --num_samples=26000``.
 ``--held_out=test`` evaluates real images of that split instead of samples
 (the reference values of the same metrics; nothing is written).
@@ -26,7 +26,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  from gan_stability.train.evaluate import evaluate_checkpoint, evaluate_held_out  # pylint: disable=g-import-not-at-top
+  from gan_stability.eval.offline import evaluate_checkpoint, evaluate_held_out  # pylint: disable=g-import-not-at-top
   if not FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)
   if FLAGS.held_out:

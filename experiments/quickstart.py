@@ -113,7 +113,7 @@ def run(workdir: str, seeds: int, num_steps: int | None = None) -> list[dict]:
   from gan_stability import plotting  # pylint: disable=g-import-not-at-top
   from gan_stability.data import mixtures
   from gan_stability.train import train_and_evaluate
-  from gan_stability.train.loop import final_samples
+  from gan_stability.train.tasks import final_samples
 
   os.makedirs(workdir, exist_ok=True)
   rows, panels, centers, titles = [], [], [], []

@@ -53,7 +53,7 @@ def main(argv):
     print('\n'.join(runner.dry_run_lines(FLAGS.workdir, mine,
                                          sweep.seeds_in_one_program)))
     return
-  from gan_stability.train import loop  # pylint: disable=g-import-not-at-top
+  from gan_stability import train  # pylint: disable=g-import-not-at-top
   runner.write_sweep_file(FLAGS.workdir, sweep, points, extra)
   try:
     statuses = runner.run(FLAGS.sweep, FLAGS.workdir, mine.units,
@@ -61,10 +61,10 @@ def main(argv):
                           extra_overrides=FLAGS.override,
                           pin_cpus=FLAGS.pin_cpus, max_units=FLAGS.max_units,
                           log=lambda s: print(s, flush=True))
-  except loop.Preempted:
+  except train.Preempted:
     print('sweep preempted (SIGTERM): runs in progress are checkpointed; '
           'rerun the same command to resume', flush=True)
-    sys.exit(loop.EXIT_PREEMPTED)
+    sys.exit(train.EXIT_PREEMPTED)
   failed = sorted(n for n, s in statuses.items() if s == 'failed')
   if failed:
     print(f'error: {len(failed)} points failed: {failed}', file=sys.stderr)

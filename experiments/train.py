@@ -28,14 +28,14 @@ def main(argv):
   import jax  # pylint: disable=g-import-not-at-top
   if FLAGS.multihost:
     jax.distributed.initialize()
-  from gan_stability.train import loop  # pylint: disable=g-import-not-at-top
+  from gan_stability import train  # pylint: disable=g-import-not-at-top
   if not FLAGS['verbosity'].present:  # orbax logs every save at INFO
     logging.set_verbosity(logging.WARNING)
   try:
-    result = loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-  except loop.Preempted as e:
+    result = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except train.Preempted as e:
     print(str(e), flush=True)
-    sys.exit(loop.EXIT_PREEMPTED)
+    sys.exit(train.EXIT_PREEMPTED)
   print('final:', {k: round(v, 4) if isinstance(v, float) else v
                    for k, v in result.items()}, flush=True)
 

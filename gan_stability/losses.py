@@ -21,6 +21,8 @@ References:
 
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import jax
 import jax.numpy as jnp
 
@@ -119,18 +121,25 @@ def least_squares_g_loss(fake_logits: Array) -> Array:
   return 0.5 * _mean(jnp.square(fake_logits - 1.0))
 
 
-# Loss families by name, as selected by ``config.loss``: (d_loss, g_loss).
-LOSSES = {
-    'minimax': (minimax_d_loss, minimax_g_loss),
-    'nonsaturating': (nonsaturating_d_loss, nonsaturating_g_loss),
-    'wasserstein': (wasserstein_d_loss, wasserstein_g_loss),
-    'hinge': (hinge_d_loss, hinge_g_loss),
-    'least_squares': (least_squares_d_loss, least_squares_g_loss),
+class Loss(NamedTuple):
+  """A loss family: the discriminator's and the generator's objective."""
+  d_loss: Callable[[Array, Array], Array]  # (real_logits, fake_logits)
+  g_loss: Callable[[Array], Array]         # (fake_logits)
+
+
+# The registry of loss families, as selected by ``config.loss`` (the config
+# schema takes its allowed values from here: adding a family is one entry).
+LOSSES: dict[str, Loss] = {
+    'minimax': Loss(minimax_d_loss, minimax_g_loss),
+    'nonsaturating': Loss(nonsaturating_d_loss, nonsaturating_g_loss),
+    'wasserstein': Loss(wasserstein_d_loss, wasserstein_g_loss),
+    'hinge': Loss(hinge_d_loss, hinge_g_loss),
+    'least_squares': Loss(least_squares_d_loss, least_squares_g_loss),
 }
 
 
-def get_losses(name: str):
-  """Returns ``(d_loss_fn, g_loss_fn)`` for a loss family name."""
+def get_losses(name: str) -> Loss:
+  """``(d_loss_fn, g_loss_fn)`` of the loss family ``name``."""
   if name not in LOSSES:
     raise ValueError(
         f'config.loss: unknown loss {name!r}; allowed: {sorted(LOSSES)}')

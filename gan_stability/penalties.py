@@ -29,7 +29,8 @@ References:
 
 from __future__ import annotations
 
-from typing import Callable
+import dataclasses
+from typing import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -97,27 +98,65 @@ def r2_penalty(d_fn: DFn, fake: Array) -> Array:
   return jnp.mean(_input_grad_sq_norms(d_fn, jax.lax.stop_gradient(fake)))
 
 
-# Penalties by config name. Each entry: (needs_key, fn(d_fn, real, fake, key,
-# target)) so the train step can call them uniformly.
-PENALTY_NAMES = ('none', 'gp', 'gp_one_sided', 'r1', 'r2')
+@dataclasses.dataclass(frozen=True)
+class Penalty:
+  """A registered penalty: what the train step needs to know to apply it.
 
-
-def get_penalty(name: str, *, target: float = 1.0):
-  """Returns ``fn(d_fn, real, fake, key) -> scalar`` for a config name.
-
-  ``'none'`` returns ``None``.
+  Attributes:
+    fn: ``fn(d_fn, real, fake, key, **params) -> scalar``, the unweighted
+      batch mean (arguments it does not use are ignored).
+    at: where D's input gradient is taken: ``'interpolates'`` (between real
+      and fake examples), ``'real'`` or ``'fake'``. A class-conditional D is
+      evaluated there with the labels of that side (the real labels for
+      interpolates, whose classes are the real examples').
+    needs_key: whether ``fn`` draws random numbers from ``key``.
+    per_example: the penalty is a mean of per-example input gradients, so it
+      is undefined for a discriminator that mixes examples (batch norm in D,
+      PacGAN packing); config validation refuses those combinations.
+    params: keyword arguments of ``fn`` and the config fields that set them.
   """
-  if name == 'none':
+  fn: Callable[..., Array]
+  at: str
+  needs_key: bool = False
+  per_example: bool = True
+  params: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+NONE = 'none'
+
+# The registry of penalties, as selected by ``config.penalty`` (with
+# ``'none'``); the config schema takes its allowed values from here, and the
+# train step reads ``at`` and ``params`` from the entry, never the name.
+PENALTIES: dict[str, Penalty] = {
+    'gp': Penalty(
+        lambda d_fn, real, fake, key, *, target: gradient_penalty(
+            d_fn, real, fake, key, target=target),
+        at='interpolates', needs_key=True, params={'target': 'gp_target'}),
+    'gp_one_sided': Penalty(
+        lambda d_fn, real, fake, key, *, target: gradient_penalty(
+            d_fn, real, fake, key, target=target, one_sided=True),
+        at='interpolates', needs_key=True, params={'target': 'gp_target'}),
+    'r1': Penalty(lambda d_fn, real, fake, key: r1_penalty(d_fn, real),
+                  at='real'),
+    'r2': Penalty(lambda d_fn, real, fake, key: r2_penalty(d_fn, fake),
+                  at='fake'),
+}
+
+
+def names() -> list[str]:
+  """The values ``config.penalty`` accepts: ``'none'`` and the registry's."""
+  return [NONE] + list(PENALTIES)
+
+
+def get_penalty(name: str, **params):
+  """``fn(d_fn, real, fake, key) -> scalar`` of penalty ``name`` with its
+  hyper-parameters bound (``params``: those of the entry, e.g. ``target``);
+  ``None`` for ``'none'``."""
+  if name == NONE:
     return None
-  if name == 'gp':
-    return lambda d_fn, real, fake, key: gradient_penalty(
-        d_fn, real, fake, key, target=target)
-  if name == 'gp_one_sided':
-    return lambda d_fn, real, fake, key: gradient_penalty(
-        d_fn, real, fake, key, target=target, one_sided=True)
-  if name == 'r1':
-    return lambda d_fn, real, fake, key: r1_penalty(d_fn, real)
-  if name == 'r2':
-    return lambda d_fn, real, fake, key: r2_penalty(d_fn, fake)
-  raise ValueError(
-      f'config.penalty: unknown penalty {name!r}; allowed: {list(PENALTY_NAMES)}')
+  if name not in PENALTIES:
+    raise ValueError(f'config.penalty: unknown penalty {name!r}; allowed: '
+                     f'{names()}')
+  fn = PENALTIES[name].fn
+  kwargs = {k: params[k] for k in PENALTIES[name].params}
+  return lambda d_fn, real, fake, key: fn(d_fn, real, fake, key, **kwargs)

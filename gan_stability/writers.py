@@ -91,27 +91,35 @@ def read_metrics(workdir: str) -> list[dict]:
 
 
 class Progress:
-  """Logs steps/s, ETA and the latest metrics."""
+  """Prints steps/s, ETA and the latest metrics (of one run, or of each run
+  of a vmapped group, side by side)."""
 
-  def __init__(self, total_steps: int, start_step: int):
+  SHOWN = ('d_loss', 'g_loss', 'penalty', 'neg_elbo', 'modes', 'high_quality',
+           'kl', 'digit_modes', 'cfid', 'fid', 'alarms')
+
+  def __init__(self, total_steps: int, start_step: int, *, prefix: str = ''):
     self.total = total_steps
     self.start_step = start_step
+    self.prefix = prefix
     self.t0 = time.time()
 
-  def report(self, step: int, metrics: dict) -> str:
+  def report(self, step: int, records: dict | list[dict]) -> str:
+    """Prints (process 0) and returns the progress line of ``records``."""
+    if isinstance(records, dict):
+      records = [records]
     elapsed = time.time() - self.t0
     done = step - self.start_step
     rate = done / elapsed if elapsed > 0 else float('nan')
     eta = (self.total - step) / rate if rate > 0 else float('nan')
     eta_s = time.strftime('%H:%M:%S', time.gmtime(eta)) if math.isfinite(eta) else '?'
-    shown = ' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
-                     for k, v in metrics.items()
-                     if k in ('d_loss', 'g_loss', 'penalty', 'neg_elbo',
-                              'modes',
-                              'high_quality', 'kl', 'digit_modes', 'cfid',
-                              'fid', 'alarms'))
-    line = (f'step {step}/{self.total} ({100 * step / self.total:.0f}%) '
-            f'{rate:.1f} steps/s ETA {eta_s} | {shown}')
+    fmt = lambda v: f'{v:.4g}' if isinstance(v, float) else f'{v}'
+    shown = ' '.join(
+        f'{k}=' + ' '.join(fmt(r[k]) for r in records if k in r)
+        for k in self.SHOWN if any(k in r for r in records))
+    runs = f' x {len(records)} runs' if len(records) > 1 else ''
+    line = (f'{self.prefix}step {step}/{self.total} '
+            f'({100 * step / self.total:.0f}%) {rate:.1f} steps/s{runs} '
+            f'ETA {eta_s} | {shown}')
     if jax.process_index() == 0:
       print(line, flush=True)
     return line

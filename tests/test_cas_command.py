@@ -17,8 +17,8 @@ from experiments import cas as cas_cmd
 from experiments.configs import vae as vae_configs
 from gan_stability.data import idx
 from gan_stability.metrics import cas, classifier
-from gan_stability.train import evaluate as evaluate_lib
-from gan_stability.train.loop import train_and_evaluate
+from gan_stability.train import tasks, train_and_evaluate
+from gan_stability.train.workdir import load_run_config
 
 
 def _write_blocks(directory):
@@ -45,8 +45,8 @@ def test_conditional_vae_samples_follow_the_requested_class(tmp_path):
   c.steps_per_dispatch = 10
   c.eval_samples = 10
   train_and_evaluate(c, str(tmp_path / 'run'))
-  sample_fn, _ = evaluate_lib.restore_generator(
-      evaluate_lib.load_run_config(str(tmp_path / 'run')), str(tmp_path / 'run'))
+  sample_fn, _ = tasks.restore_sampler(
+      load_run_config(str(tmp_path / 'run')), str(tmp_path / 'run'))
   labels = cas.balanced_labels(200)
   samples = sample_fn(jax.random.key(0), 200, labels)
   train_x, train_y = idx.load_idx_dataset(data, 'train')

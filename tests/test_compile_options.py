@@ -15,8 +15,8 @@ from experiments.configs import mnist, mog
 from gan_stability import config as config_lib
 from gan_stability import models
 from gan_stability.kernels import compile_options as co
-from gan_stability.train import state as state_lib
-from gan_stability.train import step as step_lib
+from gan_stability.train import gan as gan_lib
+from gan_stability.train import task as task_lib
 
 CPU = jax.default_backend() == 'cpu'
 
@@ -69,7 +69,12 @@ def test_old_config_json_upgrades_to_xla_default():
   config_lib.validate(ml_collections.ConfigDict(up), num_devices=1)
   assert co.compiler_options(
       ml_collections.ConfigDict(up).cpu_ynn_fusions) == {}
-  assert 'cpu_ynn_fusions' in config_lib.RESUMABLE_CHANGES
+  f = config_lib.schema_for(c)['cpu_ynn_fusions']
+  assert config_lib.schema.resumable(f, c) and f.legacy == 'xla'
+  # A resumed run may switch the setting (other kernels, the same function).
+  new = c.copy_and_resolve_references()
+  new.cpu_ynn_fusions = 'none'
+  assert config_lib.resume_changes(ml_collections.ConfigDict(up), new) == []
 
 
 def test_compiler_options():
@@ -142,16 +147,15 @@ def test_same_step_up_to_rounding(config_name):
   # amplifies the rounding of near-zero gradient entries).
   c.optimizer.name = 'sgd'
   g, d = models.build(c.model, shape)
-  state = state_lib.init_state(c, g, d, jax.random.key(0), shape)
+  state = gan_lib.init_state(c, g, d, jax.random.key(0), shape)
   batch = {'x': jax.random.uniform(jax.random.key(1),
                                    (1, c.n_critic, c.batch_size) + shape,
                                    minval=-1, maxval=1)}
   outs, ynn = [], []
   for setting in ('xla', 'auto'):
     c.cpu_ynn_fusions = setting
-    fn = jax.jit(step_lib.make_multi_step(
-        step_lib.make_train_step(c, g, d),
-        unroll=step_lib.resolve_loop_impl(c)),
+    fn = jax.jit(task_lib.make_multi_step(
+        gan_lib.make_train_step(c, g, d), unroll=task_lib.loop_unroll(c)),
                  compiler_options=co.compiler_options(c.cpu_ynn_fusions))
     args = (state, batch, jax.random.key(2))
     ynn.append(fn.lower(*args).compile().as_text().count('"__ynn_fusion"'))

@@ -20,7 +20,7 @@ from gan_stability import config as config_lib
 from gan_stability import data as data_lib
 from gan_stability import models, penalties
 from gan_stability.models.layers import spectral_sigmas
-from gan_stability.train import state as state_lib, step as step_lib
+from gan_stability.train import gan as gan_lib, task as task_lib
 from gan_stability.train import train_and_evaluate
 
 from conftest import run_python, write_fake_idx
@@ -231,7 +231,7 @@ def test_idx_iterator_yields_labels_and_resumes(idx_dir):
     assert set(b) == {'x', 'label'} and b['label'].dtype == np.int32
     rows = it.global_indices(i)
     np.testing.assert_array_equal(b['label'], rows % 10)
-    np.testing.assert_array_equal(b['x'], next(plain))
+    np.testing.assert_array_equal(b['x'], next(plain)['x'])
   assert it.get_state() == plain.get_state() == {'index': 10}
   again = data_lib.make_iterator(c, seed=3)
   again.set_state(json.loads(json.dumps({'index': 6})))
@@ -284,7 +284,7 @@ def _step_setup(penalty, n_critic=1, g_norm='none'):
       optimizer=dict(name='adam', g_lr=1e-4, d_lr=1e-4, b1=0.0, b2=0.9,
                      lr_schedule='constant')))
   g, d = models.build(c.model, (28, 28, 1))
-  state = jax.jit(lambda k: state_lib.init_state(c, g, d, k, (28, 28, 1)))(
+  state = jax.jit(lambda k: gan_lib.init_state(c, g, d, k, (28, 28, 1)))(
       jax.random.key(0))
   return c, g, d, state
 
@@ -300,7 +300,7 @@ def test_train_step_labels_keys_and_penalty(penalty):
   batch = {'x': rand((1, b, 28, 28, 1), seed=5),
            'label': jnp.array([[0, 3, 3, 9]], jnp.int32)}
   key = jax.random.key(11)
-  step = jax.jit(step_lib.make_train_step(c, g, d))
+  step = jax.jit(gan_lib.make_train_step(c, g, d))
   new_state, metrics = step(state, batch, key)
   assert all(np.isfinite(float(v)) for v in metrics.values())
 
@@ -313,7 +313,7 @@ def test_train_step_labels_keys_and_penalty(penalty):
   def by_hand(key, real, real_labels):
     k_z = jax.random.split(jax.random.split(key, 2)[0])[0]
     y_fake = jax.random.randint(jax.random.fold_in(
-        k_z, step_lib.FAKE_LABEL_STREAM), (b,), 0, K, jnp.int32)
+        k_z, gan_lib.FAKE_LABEL_STREAM), (b,), 0, K, jnp.int32)
     z = jax.random.normal(k_z, (b, Z), jnp.float32)
     fake = g.apply({'params': state.g_params}, z, labels=y_fake, train=True)
     if penalty == 'r1':
@@ -344,7 +344,7 @@ def test_train_step_labels_keys_and_penalty(penalty):
 def test_conditional_step_needs_labels():
   c, g, d, state = _step_setup('none')
   c.penalty_weight = 0.0
-  step = step_lib.make_train_step(c, g, d)
+  step = gan_lib.make_train_step(c, g, d)
   with pytest.raises(ValueError, match=r"batch\['label'\]"):
     step(state, {'x': jnp.zeros((1, 2, 28, 28, 1))}, jax.random.key(0))
 
@@ -352,7 +352,7 @@ def test_conditional_step_needs_labels():
 SHARDED = r'''
 import jax, jax.numpy as jnp, ml_collections, numpy as np
 from gan_stability import models
-from gan_stability.train import parallel, state as state_lib, step as step_lib
+from gan_stability.train import parallel, gan as gan_lib
 assert jax.device_count() == 2
 c = ml_collections.ConfigDict(dict(
     model=dict(name='dcgan', z_dim=8, g_width=4, d_width=4, g_norm='none',
@@ -370,12 +370,12 @@ out = []
 for n in (1, 2):
   mesh = parallel.make_mesh(n)
   repl, bs = parallel.replicated(mesh), parallel.batch_sharding(mesh, 1)
-  state = jax.jit(lambda k: state_lib.init_state(c, g, d, k, (16, 16, 1)),
+  state = jax.jit(lambda k: gan_lib.init_state(c, g, d, k, (16, 16, 1)),
                   out_shardings=repl)(jax.random.key(0))
   b = {k: parallel.global_batch(v, bs, 1) for k, v in batch.items()}
   assert tuple(b['label'].sharding.spec) == (None, 'data')
   assert tuple(b['x'].sharding.spec)[:2] == (None, 'data')
-  step = jax.jit(step_lib.make_train_step(
+  step = jax.jit(gan_lib.make_train_step(
       c, g, d, latent_sharding=parallel.batch_sharding(mesh, 0)),
       in_shardings=(repl, {'x': bs, 'label': bs}, repl))
   state, m = step(state, b, jax.random.key(1))
@@ -426,7 +426,7 @@ def test_conditional_mnist_trains_and_resumes_exactly(cond_run, tmp_path):
   states = []
   for wd in (full, part):
     g, d = models.build(c.model, (28, 28, 1))
-    template = state_lib.init_state(c, g, d, jax.random.key(0), (28, 28, 1))
+    template = gan_lib.init_state(c, g, d, jax.random.key(0), (28, 28, 1))
     ck = Checkpointer(os.path.join(wd, 'checkpoints'))
     states.append(ck.restore(2, template))
     ck.close()
@@ -439,10 +439,10 @@ def test_conditional_mnist_trains_and_resumes_exactly(cond_run, tmp_path):
 def test_vmapped_seeds_of_a_conditional_config(cond_run, tmp_path):
   """The sweep's vmapped-seeds program feeds labels too and matches the
   single run of the same seed."""
-  from gan_stability.sweep import vmap_seeds
+  from gan_stability.train import seeds as seeds_lib
   c, full = cond_run
   wd = str(tmp_path / 'vm0')
-  got = vmap_seeds.train_seeds(c, [0], [wd])[0]
+  got = seeds_lib.train_seeds(c, [0], [wd])[0]
   assert got.pop('status') == 'ok'
   ra = [json.loads(l) for l in open(os.path.join(full, 'metrics.jsonl'))]
   rb = [json.loads(l) for l in open(os.path.join(wd, 'metrics.jsonl'))]
@@ -452,10 +452,10 @@ def test_vmapped_seeds_of_a_conditional_config(cond_run, tmp_path):
 
 
 def test_grid_labels_one_class_per_row():
-  y = step_lib.grid_labels(24, samples_per_row=4, num_classes=3)
+  y = task_lib.grid_labels(24, samples_per_row=4, num_classes=3)
   np.testing.assert_array_equal(y.reshape(6, 4), np.repeat(
       np.array([0, 1, 2, 0, 1, 2])[:, None], 4, axis=1))
-  assert step_lib.grid_labels(8, samples_per_row=4, num_classes=0) is None
+  assert task_lib.grid_labels(8, samples_per_row=4, num_classes=0) is None
 
 
 def test_cifar10_conditional_smoke_on_mock_tfds(tmp_path):
@@ -483,7 +483,7 @@ def test_conditional_variants_of_every_recipe():
       assert sorted(diff) == ['data.samples_per_row', 'eval_samples',
                               'model.num_classes', 'variant'], diff
       assert (cond.data.samples_per_row, cond.eval_samples) == (10, 100)
-      labels = step_lib.grid_labels(cond.eval_samples, num_classes=10,
+      labels = task_lib.grid_labels(cond.eval_samples, num_classes=10,
                                     samples_per_row=10)
       np.testing.assert_array_equal(labels, np.repeat(np.arange(10), 10))
   with pytest.raises(ValueError, match='allowed'):

@@ -27,6 +27,14 @@ DATA_DIR = os.environ.get(
     os.path.normpath(os.path.join(TESTS_DIR, '..', '..', 'shared', 'data')))
 
 
+
+def _next(it):
+  """The images (points) of an iterator's next batch, a dict ``{'x': ...}``
+  (unconditional data sets have no other key)."""
+  batch = next(it)
+  assert isinstance(batch, dict) and set(batch) == {'x'}, batch
+  return batch['x']
+
 def _real_dir(name):
   path = os.path.join(DATA_DIR, name)
   if not os.path.isfile(os.path.join(path, 'train-images-idx3-ubyte.gz')):
@@ -177,7 +185,7 @@ def test_real_mnist_padded_batches(mnist_train):
   x, _ = mnist_train
   it = _make(x, global_batch=64, seed=1, pad_to=32)
   assert it.element_shape == (32, 32, 1) and it.epoch_size == 937
-  b = next(it)
+  b = _next(it)
   assert b.shape == (64, 32, 32, 1) and b.dtype == np.float32
   assert b.min() == -1.0 and b.max() == 1.0
   np.testing.assert_array_equal(b[:, :2], -1.0)
@@ -196,7 +204,7 @@ def test_batches_follow_the_documented_formula():
   for i in range(8):
     epoch, j = divmod(i, 3)
     perm = np.random.default_rng([5, epoch]).permutation(13)
-    b = next(it)
+    b = _next(it)
     assert b.shape == (4, 2, 2, 1) and b.dtype == np.float32
     np.testing.assert_array_equal(_decode_ids(b), perm[4 * j:4 * j + 4])
     np.testing.assert_array_equal(b, images_lib.scale_images(
@@ -207,14 +215,14 @@ def test_every_example_once_per_epoch():
   it = _make(_indexed_images(12), global_batch=4, seed=3)
   orders = []
   for _ in range(4):  # 4 epochs of 3 batches
-    ids = np.concatenate([_decode_ids(next(it)) for _ in range(3)])
+    ids = np.concatenate([_decode_ids(_next(it)) for _ in range(3)])
     np.testing.assert_array_equal(np.sort(ids), np.arange(12))
     orders.append(tuple(ids))
   assert len(set(orders)) == 4  # reshuffled every epoch
   # With a remainder (13 = 3 * 4 + 1) each epoch drops its last example.
   it = _make(_indexed_images(13), global_batch=4, seed=3)
   for epoch in range(3):
-    ids = np.concatenate([_decode_ids(next(it)) for _ in range(3)])
+    ids = np.concatenate([_decode_ids(_next(it)) for _ in range(3)])
     perm = np.random.default_rng([3, epoch]).permutation(13)
     assert len(set(ids)) == 12 and perm[-1] not in ids
 
@@ -223,20 +231,20 @@ def test_resume_yields_identical_batches():
   rng = np.random.default_rng(0)
   imgs = rng.integers(0, 256, (50, 4, 4, 3), dtype=np.uint8)
   a = _make(imgs, global_batch=8, seed=7)  # 6 batches per epoch
-  batches = [next(a) for _ in range(7)]
+  batches = [_next(a) for _ in range(7)]
   assert a.get_state() == {'index': 7}
   assert json.loads(json.dumps(a.get_state())) == {'index': 7}
   b = _make(imgs, global_batch=8, seed=7)
   b.set_state({'index': 3})
   for i in range(3, 7):
-    np.testing.assert_array_equal(next(b), batches[i])
+    np.testing.assert_array_equal(_next(b), batches[i])
   # Continuing after a restore matches too (across the epoch boundary).
   c = _make(imgs, global_batch=8, seed=7)
   c.set_state(json.loads(json.dumps(a.get_state())))
-  np.testing.assert_array_equal(next(c), next(a))
+  np.testing.assert_array_equal(_next(c), _next(a))
   assert not np.array_equal(batches[0], batches[1])
   other = _make(imgs, global_batch=8, seed=8)
-  assert not np.array_equal(next(other), batches[0])
+  assert not np.array_equal(_next(other), batches[0])
 
 
 @pytest.mark.parametrize('process_count', [2, 4])
@@ -246,8 +254,8 @@ def test_process_slices_concatenate_to_the_global_batch(process_count):
   procs = [_make(imgs, global_batch=8, seed=2, process_index=p,
                  process_count=process_count) for p in range(process_count)]
   for _ in range(12):  # more than two epochs of 5 batches
-    want = next(full)
-    parts = [next(p) for p in procs]
+    want = _next(full)
+    parts = [_next(p) for p in procs]
     assert parts[0].shape == (8 // process_count, 3, 3, 2)
     np.testing.assert_array_equal(np.concatenate(parts), want)
   assert procs[1].get_state() == full.get_state() == {'index': 12}
@@ -271,7 +279,7 @@ def test_scaling_endpoints_are_exact():
   imgs[2] = 51
   imgs[3, 0, 0, 0] = 128
   it = _make(imgs, global_batch=4, seed=0)
-  b = next(it)
+  b = _next(it)
   ids = it.global_indices(0)
   got = {int(i): b[r] for r, i in enumerate(ids)}
   assert (got[0] == -1.0).all() and (got[1] == 1.0).all()
@@ -291,7 +299,7 @@ def test_padding_28_to_32():
   assert plain.element_shape == (28, 28, 1)
   assert padded.element_shape == (32, 32, 1)
   for _ in range(3):
-    p, q = next(plain), next(padded)
+    p, q = _next(plain), _next(padded)
     assert q.shape == (3, 32, 32, 1)
     np.testing.assert_array_equal(q[:, 2:30, 2:30], p)
     border = np.ones((32, 32), bool)
@@ -300,7 +308,7 @@ def test_padding_28_to_32():
     assert (q[:, 2:30, 2:30] > -1.0).all()
   # pad_to equal to the size is a no-op.
   same = _make(imgs, global_batch=3, seed=4, pad_to=28)
-  np.testing.assert_array_equal(next(same), next(_make(imgs, global_batch=3,
+  np.testing.assert_array_equal(_next(same), _next(_make(imgs, global_batch=3,
                                                        seed=4)))
 
 
@@ -384,7 +392,7 @@ def test_stacked_real_mnist_with_iterator(mnist_train):
                                 10 * y[ids[:, 1]] + y[ids[:, 2]])
   it = _make(stacked, global_batch=64, seed=0, pad_to=32)
   assert it.element_shape == (32, 32, 3)
-  assert next(it).shape == (64, 32, 32, 3)
+  assert _next(it).shape == (64, 32, 32, 3)
 
 
 # ----------------------------------------------------------------- TFDS ---
@@ -409,7 +417,7 @@ def test_tfds_source_with_mock_data(name, shape):
   assert x.std() > 0  # mock pixels are random, not a constant fill
   it = _make(x, global_batch=4, seed=0, pad_to=32)
   assert it.element_shape == (32, 32, shape[-1])
-  assert next(it).shape == (4, 32, 32, shape[-1])
+  assert _next(it).shape == (4, 32, 32, shape[-1])
 
 
 def test_tfds_source_without_labels():

@@ -75,7 +75,8 @@ def test_loop_logs_sigmas_and_diversity_and_evaluate_cli(tmp_path):
   recs = [json.loads(l) for l in open(os.path.join(wd, 'metrics.jsonl'))]
   last = recs[-1]
   # the logged sigmas are those of the final D (checkpointed at the end)
-  from gan_stability.train.evaluate import load_run_config, restore_generator
+  from gan_stability.train.tasks import restore_sampler
+  from gan_stability.train.workdir import load_run_config
   from gan_stability.checkpoint import Checkpointer
   from gan_stability.train import init_state
   g, d = models.build(c.model, (2,))
@@ -98,7 +99,7 @@ def test_loop_logs_sigmas_and_diversity_and_evaluate_cli(tmp_path):
   from gan_stability.metrics import mode_metrics
   cfg = load_run_config(wd)
   cfg.eval_samples = 300
-  sample_fn, step = restore_generator(cfg, wd)
+  sample_fn, step = restore_sampler(cfg, wd)
   samples = sample_fn(jax.random.fold_in(jax.random.key(5), step), 300)
   mix = mixtures.from_config(cfg)
   ref = mode_metrics(samples, mix.centers, mix.sigma)
@@ -110,7 +111,9 @@ def test_image_metrics_in_classifier_space(tmp_path):
   """``digits`` and ``cfid`` of an MNIST run equal the numbers computed
   directly from the classifier and the FID formula."""
   from gan_stability.metrics import classifier, fid_kid as fid_lib, modes
-  from gan_stability.train.evaluate import evaluate_checkpoint, load_run_config, restore_generator
+  from gan_stability.eval.offline import evaluate_checkpoint
+  from gan_stability.train.tasks import restore_sampler
+  from gan_stability.train.workdir import load_run_config
   from gan_stability import data as data_lib
   idx = write_fake_idx(str(tmp_path / 'idx'), num_train=64)
   c = mnist.get_config('smoke')
@@ -121,7 +124,7 @@ def test_image_metrics_in_classifier_space(tmp_path):
   train_and_evaluate(c, wd)
   rec = evaluate_checkpoint(wd, num_samples=32, seed=1)
   cfg = load_run_config(wd)
-  sample_fn, step = restore_generator(cfg, wd)
+  sample_fn, step = restore_sampler(cfg, wd)
   fake = sample_fn(jax.random.fold_in(jax.random.key(1), step), 32)
   params = classifier.load_classifier()
   counts = modes.mode_histogram(classifier.predict(params, fake), 10)
@@ -142,7 +145,7 @@ def test_image_metrics_in_classifier_space(tmp_path):
   assert os.listdir(os.path.join(wd, 'eval_cache'))
   # Held-out reference: the same evaluator on the real t10k images.
   from gan_stability.data import images as images_lib
-  from gan_stability.train.evaluate import evaluate_held_out
+  from gan_stability.eval.offline import evaluate_held_out
   held = evaluate_held_out(wd, split='test', num_samples=12)
   assert (held['split'], held['eval_num_samples']) == ('test', 12)
   test_cfg = load_run_config(wd)

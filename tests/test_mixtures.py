@@ -10,6 +10,14 @@ from gan_stability.data import mixtures
 from gan_stability.metrics import assign, mode_metrics
 
 
+
+def _next(it):
+  """The images (points) of an iterator's next batch, a dict ``{'x': ...}``
+  (unconditional data sets have no other key)."""
+  batch = next(it)
+  assert isinstance(batch, dict) and set(batch) == {'x'}, batch
+  return batch['x']
+
 def test_ring_centers_are_distinct_and_on_the_circle():
   c = mixtures.ring_centers(8, 1.0)
   assert c.shape == (8, 2)
@@ -43,17 +51,17 @@ def test_iterator_is_deterministic_resumable_and_process_sliced():
   cfg = mog.get_config('smoke')
   m = mixtures.from_config(cfg)
   it = mixtures.MixtureIterator(m, global_batch=8, seed=3)
-  batches = [next(it) for _ in range(5)]
+  batches = [_next(it) for _ in range(5)]
   it2 = mixtures.MixtureIterator(m, global_batch=8, seed=3)
   it2.set_state({'index': 3})
-  np.testing.assert_array_equal(next(it2), batches[3])
+  np.testing.assert_array_equal(_next(it2), batches[3])
   assert it2.get_state() == {'index': 4}
   # Two "processes" each see half of the same global batch.
-  halves = [next(mixtures.MixtureIterator(m, global_batch=8, seed=3,
+  halves = [_next(mixtures.MixtureIterator(m, global_batch=8, seed=3,
                                           process_index=p, process_count=2))
             for p in range(2)]
   np.testing.assert_array_equal(np.concatenate(halves), batches[0])
-  other_seed = next(mixtures.MixtureIterator(m, global_batch=8, seed=4))
+  other_seed = _next(mixtures.MixtureIterator(m, global_batch=8, seed=4))
   assert not np.allclose(other_seed, batches[0])
 
 

@@ -17,7 +17,7 @@ import jax, numpy as np
 assert jax.device_count() == 4, jax.devices()
 from experiments.configs import mog
 from gan_stability.train import train_and_evaluate
-from gan_stability.train.loop import final_samples
+from gan_stability.train.tasks import final_samples
 out = {}
 for variant in ('wgan_gp', 'sngan'):
   for n in (1, 2, 4):

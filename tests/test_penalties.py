@@ -510,7 +510,7 @@ def test_gp_shape_mismatch_raises():
 def test_get_penalty_none():
   """'none' selects no penalty."""
   assert penalties.get_penalty('none') is None
-  assert 'none' in penalties.PENALTY_NAMES
+  assert 'none' in penalties.names()
 
 
 def test_get_penalty_unknown_raises():
@@ -520,7 +520,7 @@ def test_get_penalty_unknown_raises():
   msg = str(exc.value)
   assert 'config.penalty' in msg
   assert 'wgan-gp' in msg
-  for name in penalties.PENALTY_NAMES:
+  for name in penalties.names():
     assert repr(name) in msg
 
 
@@ -539,7 +539,7 @@ def test_get_penalty_matches_direct_calls(target):
       'r1': penalties.r1_penalty(d_fn, real),
       'r2': penalties.r2_penalty(d_fn, fake),
   }
-  assert set(direct) | {'none'} == set(penalties.PENALTY_NAMES)
+  assert set(direct) | {'none'} == set(penalties.names())
   for name, want in direct.items():
     got = penalties.get_penalty(name, target=target)(d_fn, real, fake, KEY)
     assert float(got) == pytest.approx(float(want), rel=1e-6)

@@ -22,7 +22,7 @@ from gan_stability import data as data_lib
 from gan_stability import models
 from gan_stability.checkpoint import Checkpointer
 from gan_stability.train import DivergenceError, init_state, train_and_evaluate
-from gan_stability.train import loop
+from gan_stability.train import workdir as workdir_lib
 
 from conftest import REPO, run_python, subprocess_env, write_fake_idx
 
@@ -96,7 +96,7 @@ def _final_state(wd, dataset_shape, config):
 
 
 def _assert_same_run(wd_a, wd_b):
-  from gan_stability.train.evaluate import load_run_config
+  from gan_stability.train.workdir import load_run_config
   ca, cb = load_run_config(wd_a), load_run_config(wd_b)
   shape = data_lib.make_iterator(ca, seed=0).element_shape
   sa, a, ma = _final_state(wd_a, shape, ca)
@@ -147,7 +147,7 @@ def test_sigterm_checkpoints_and_exits_143_then_resumes(tmp_path):
   wd = str(tmp_path / 'term')
   t0 = time.time()
   code, out = _run_until(args, wd, lambda w: _lines(w) >= 3, sig=signal.SIGTERM)
-  assert code == loop.EXIT_PREEMPTED, out[-2000:]
+  assert code == workdir_lib.EXIT_PREEMPTED, out[-2000:]
   assert 'preempted (SIGTERM): checkpoint saved at step' in out
   assert time.time() - t0 < 120
   step = Checkpointer(os.path.join(wd, 'checkpoints')).latest_step()
@@ -229,9 +229,11 @@ class _NaNAt:
     return self
 
   def __next__(self):
-    x = next(self.inner)
+    batch = next(self.inner)
     self.count += 1
-    return np.full_like(x, np.nan) if self.count == self.at else x
+    if self.count == self.at:
+      return {**batch, 'x': np.full_like(batch['x'], np.nan)}
+    return batch
 
   def get_state(self):
     return self.inner.get_state()

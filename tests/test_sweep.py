@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from gan_stability.checkpoint import Checkpointer
-from gan_stability.sweep import runner, spec as sw, vmap_seeds
+from gan_stability.sweep import runner, spec as sw
+from gan_stability.train import seeds as seeds_lib, tasks
 from gan_stability.train import train_and_evaluate
 
 from conftest import REPO, run_python
@@ -263,9 +264,7 @@ def _config():
 
 
 def _restore(wd, config):
-  g, d, shape = vmap_seeds.build(config)
-  template = vmap_seeds.unstack(
-      vmap_seeds.init_states(config, g, d, shape, [0]), 0)
+  template = tasks.make_task(config).init_state(jax.random.key(0))
   ckpt = Checkpointer(os.path.join(wd, 'checkpoints'))
   state, meta = ckpt.restore(ckpt.latest_step(), template)
   ckpt.close()
@@ -283,9 +282,9 @@ def test_vmapped_seeds_equal_separate_runs(tmp_path, capsys):
   seeds = [0, 3]
   sep = [str(tmp_path / f'sep{s}') for s in seeds]
   vm = [str(tmp_path / f'vm{s}') for s in seeds]
-  expected = [train_and_evaluate(vmap_seeds.seed_config(c, s), wd)
+  expected = [train_and_evaluate(seeds_lib.seed_config(c, s), wd)
               for s, wd in zip(seeds, sep)]
-  got = vmap_seeds.train_seeds(c, seeds, vm)
+  got = seeds_lib.train_seeds(c, seeds, vm)
   worst = 0.0
   for s, e, g, wa, wb in zip(seeds, expected, got, sep, vm):
     assert g.pop('status') == 'ok'
@@ -319,8 +318,8 @@ def test_vmapped_seeds_equal_separate_runs(tmp_path, capsys):
   short = c.copy_and_resolve_references()
   short.num_steps = 4
   part = [str(tmp_path / f'part{s}') for s in seeds]
-  vmap_seeds.train_seeds(short, seeds, part)
-  vmap_seeds.train_seeds(c, seeds, part)
+  seeds_lib.train_seeds(short, seeds, part)
+  seeds_lib.train_seeds(c, seeds, part)
   for wa, wb in zip(vm, part):
     assert open(os.path.join(wa, 'metrics.jsonl')).read() == open(
         os.path.join(wb, 'metrics.jsonl')).read()

@@ -159,23 +159,23 @@ def test_weight_clipping_and_ema():
   np.testing.assert_allclose(_flat(new_state.g_ema_params), _flat(ema_ref), rtol=1e-6)
 
 
-def test_resolve_loop_impl():
+def test_loop_unroll():
   """'auto' unrolls only conv models with XLA's own conv gradients on the
   CPU (a scanned native conv is ~3x slower there); explicit values win."""
   from experiments.configs import mnist  # pylint: disable=g-import-not-at-top
-  from gan_stability.train.step import resolve_loop_impl  # pylint: disable=g-import-not-at-top
+  from gan_stability.train.task import loop_unroll  # pylint: disable=g-import-not-at-top
   on_cpu = jax.default_backend() == 'cpu'
-  assert resolve_loop_impl(mog.get_config('vanilla')) is False
+  assert loop_unroll(mog.get_config('vanilla')) is False
   c = mnist.get_config('wgan_gp')
   assert c.loop_impl == 'auto'
   for impl, want in [('fast', False), ('native', on_cpu), ('auto', False)]:
     c.model.conv_impl = impl
-    assert resolve_loop_impl(c) is want, impl
+    assert loop_unroll(c) is want, impl
   c.loop_impl = 'unroll'
-  assert resolve_loop_impl(c) is True
+  assert loop_unroll(c) is True
   c.loop_impl = 'scan'
   c.model.conv_impl = 'native'
-  assert resolve_loop_impl(c) is False
+  assert loop_unroll(c) is False
   c.loop_impl = 'loop'
   with pytest.raises(ValueError, match=r"config.loop_impl: 'loop'; allowed"):
-    resolve_loop_impl(c)
+    loop_unroll(c)

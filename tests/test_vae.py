@@ -21,9 +21,10 @@ from experiments.configs import vae as vae_configs
 from gan_stability import config as config_lib
 from gan_stability import elbo
 from gan_stability.models import dcgan, vae as vae_models
-from gan_stability.train import evaluate as evaluate_lib
+from gan_stability.eval import offline
+from gan_stability.train import tasks, train_and_evaluate
 from gan_stability.train import vae as vae_train
-from gan_stability.train.loop import train_and_evaluate
+from gan_stability.train.workdir import load_run_config
 
 # ------------------------------------------------------------- ELBO terms
 
@@ -230,7 +231,7 @@ def test_vae_run_trains_resumes_exactly_and_evaluates(vae_run, tmp_path):
   """A 3-step conditional smoke run through ``train_and_evaluate``: finite
   ELBO terms and the evaluator's metrics; a copy resumed from its step-2
   checkpoint writes the same metrics.jsonl; evaluate_checkpoint samples the
-  decoder through restore_generator."""
+  decoder through restore_sampler."""
   c, full, result = vae_run
   recs = [json.loads(l) for l in open(os.path.join(full, 'metrics.jsonl'))]
   assert [r['step'] for r in recs] == [1, 2, 3]
@@ -246,8 +247,8 @@ def test_vae_run_trains_resumes_exactly_and_evaluates(vae_run, tmp_path):
   assert open(os.path.join(part, 'metrics.jsonl')).read() == open(
       os.path.join(full, 'metrics.jsonl')).read()
 
-  cfg = evaluate_lib.load_run_config(full)
-  sample_fn, step = evaluate_lib.restore_generator(cfg, full)
+  cfg = load_run_config(full)
+  sample_fn, step = tasks.restore_sampler(cfg, full)
   assert step == 3
   labels = np.array([3, 3, 7, 1], np.int32)
   a = sample_fn(jax.random.key(0), 4, labels)
@@ -256,7 +257,7 @@ def test_vae_run_trains_resumes_exactly_and_evaluates(vae_run, tmp_path):
   assert np.abs(a - sample_fn(jax.random.key(0), 4, labels[::-1])).max() > 0
   with pytest.raises(ValueError, match=r'labels=: expected shape \(4,\)'):
     sample_fn(jax.random.key(0), 4, labels[:2])
-  out = evaluate_lib.evaluate_checkpoint(full, num_samples=30,
+  out = offline.evaluate_checkpoint(full, num_samples=30,
                                          metrics='digits', write=False)
   assert out['step'] == 3 and out['eval_num_samples'] == 30
   assert 1 <= out['digit_modes'] <= 10
@@ -283,7 +284,7 @@ def test_vae_config_changes_refused_on_resume(vae_run, tmp_path):
      'classes'),
     ('optimizer.lr', -1.0, r'config.optimizer.lr: -1.0 must be > 0'),
     ('family', 'flow', r"config.family: 'flow' is not allowed; allowed: "
-     r"\['vae'\]"),
+     r"\['gan', 'vae'\]"),
 ])
 def test_bad_vae_configs(idx_dir, field, value, match):
   c = _smoke(idx_dir)
@@ -308,7 +309,7 @@ TWO_DEVICES = r'''
 import json, sys
 import jax, numpy as np
 from experiments.configs import vae
-from gan_stability.train.loop import train_and_evaluate
+from gan_stability.train import train_and_evaluate
 assert jax.device_count() == 2
 out = []
 for n in (1, 2):
@@ -332,9 +333,9 @@ def test_vae_one_vs_two_devices(idx_dir, tmp_path):
 
 
 def test_vae_seeds_cannot_share_a_vmapped_program(idx_dir, tmp_path):
-  from gan_stability.sweep import vmap_seeds
+  from gan_stability.train import seeds as seeds_lib
   c = _smoke(idx_dir)
   with pytest.raises(config_lib.ConfigError, match="config.family: 'vae' "
                      'runs cannot share one vmapped program'):
-    vmap_seeds.train_seeds(c, [0, 1], [str(tmp_path / 'a'),
+    seeds_lib.train_seeds(c, [0, 1], [str(tmp_path / 'a'),
                                        str(tmp_path / 'b')])

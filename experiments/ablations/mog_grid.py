@@ -10,7 +10,7 @@ Axes (config field names of ``experiments/configs/mog.py``):
   Miyato et al. 2018), wasserstein (Arjovsky et al. 2017);
 * ``penalty`` zipped with ``penalty_weight``: none; ``gp`` with lambda 0.1
   (the WGAN-GP authors' toy-data value; lambda 10 fails at this data scale,
-  see the README); ``r1`` with weight 0.1 (gamma = 0.2 in Mescheder et al.'s
+  see docs/reproductions.md); ``r1`` with weight 0.1 (gamma = 0.2 in Mescheder et al.'s
   gamma/2 convention);
 * ``model.spectral_norm``: off / on (Miyato et al. 2018);
 * ``seed``: 0-4, run as one vmapped program per configuration.

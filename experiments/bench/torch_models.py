@@ -9,7 +9,7 @@ dependency of the package; nothing in ``gan_stability`` imports this file.
   names (``block_0.conv_1`` is ``block_0/conv_1``), so :func:`copy_from_flax`
   can load a JAX state's parameters, batch-norm statistics and spectral-norm
   vectors into them; images are NCHW.
-* :class:`TorchGAN` - the train step of :mod:`gan_stability.train.step` in
+* :class:`TorchGAN` - the train step of :mod:`gan_stability.train.gan` in
   eager PyTorch: ``n_critic`` discriminator updates, each on its own real
   batch, then one generator update; losses, penalty and Adam from the config.
 
@@ -171,7 +171,7 @@ class ConvGenerator(nn.Module):
 
 
 class ConvDiscriminator(nn.Module):
-  """``norms.conv_discriminator``: ``(features, kernel, stride)`` convs, norm
+  """``blocks.conv_discriminator``: ``(features, kernel, stride)`` convs, norm
   after all but the first, LeakyReLU(slope), flatten (H, W, C), dense."""
 
   def __init__(self, in_shape, specs, norm_kind, slope, sn, sn_steps):

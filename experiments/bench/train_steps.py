@@ -5,12 +5,12 @@ r"""Benchmark: the library's train step vs the same step in eager PyTorch.
 
 For every case (a config of ``experiments/configs`` and a recipe) this times
 
-* **JAX**: the train step exactly as ``gan_stability/train/loop.py`` builds
-  it - :func:`~gan_stability.train.step.make_train_step` (latent sharding of
-  the mesh) inside :func:`~gan_stability.train.step.make_multi_step` with
-  :func:`~gan_stability.train.step.resolve_loop_impl`, ``jax.jit`` with the
-  state replicated, the batch sharded over a 1-device ``'data'`` mesh and
-  ``donate_argnums=0`` - one train step per call (``steps_per_dispatch=1``),
+* **JAX**: the train step exactly as the training loop compiles it
+  (:class:`gan_stability.train.loop.OnMesh`: the GAN task's train step with
+  the mesh's latent sharding, inside the loop's multi-step, ``jax.jit`` with
+  the state replicated, the batch sharded over a 1-device ``'data'`` mesh,
+  ``donate_argnums=0`` and the config's compiler options) - one train step
+  per call (``steps_per_dispatch=1``),
   the same global batch ``[1, n_critic, B, ...]`` every call; the ``_x50``
   MoG rows fuse 50 steps per call (``lax.scan``, the MoG configs' default
   ``steps_per_dispatch``) and give the call's time / 50;
@@ -246,40 +246,26 @@ class JaxStep:
 
   def __init__(self, config, data_shape, batch: np.ndarray):
     import jax  # pylint: disable=g-import-not-at-top
-    from gan_stability import models  # pylint: disable=g-import-not-at-top
-    from gan_stability.kernels import compile_options  # pylint: disable=g-import-not-at-top
-    from gan_stability.train import parallel  # pylint: disable=g-import-not-at-top
-    from gan_stability.train import state as state_lib  # pylint: disable=g-import-not-at-top
-    from gan_stability.train import step as step_lib  # pylint: disable=g-import-not-at-top
+    from gan_stability.train import gan, loop  # pylint: disable=g-import-not-at-top
+    config = config.copy_and_resolve_references()
+    config.num_devices = 1
     self.config, self.data_shape = config, tuple(data_shape)
-    self.generator, self.discriminator = models.build(config.model, data_shape)
-    mesh = parallel.make_mesh(1)
-    self.repl = parallel.replicated(mesh)
-    self.bsharding = parallel.batch_sharding(mesh, 2)  # [k, n_critic, B, ...]
-    self.latent_sharding = parallel.batch_sharding(mesh, 0)
-    self.unroll = step_lib.resolve_loop_impl(config)
-    train_step = step_lib.make_train_step(config, self.generator,
-                                          self.discriminator,
-                                          latent_sharding=self.latent_sharding)
-    self.step_fn = jax.jit(
-        step_lib.make_multi_step(train_step, unroll=self.unroll),
-        in_shardings=(self.repl, {'x': self.bsharding}, self.repl),
-        out_shardings=(self.repl, self.repl), donate_argnums=0,
-        compiler_options=compile_options.compiler_options(
-            config.get('cpu_ynn_fusions', 'xla')))
+    task = gan.GANTask(config, self.data_shape)
+    self.generator, self.discriminator = task.generator, task.discriminator
+    self.program = loop.OnMesh(task)  # the loop's compiled step
+    self.unroll = task.unroll
+    self.step_fn = self.program.multi_step
     # Jitted: the same state as the loop's eager call (up to float rounding),
     # without compiling every initialiser op by op.
-    init = jax.jit(lambda key: state_lib.init_state(
-        config, self.generator, self.discriminator, key, self.data_shape))(
-            jax.random.key(config.seed))
+    init = jax.jit(task.init_state)(jax.random.key(config.seed))
     # A host copy (not a view of buffers the step donates), for the torch twin.
     self.initial = jax.tree.map(np.array, jax.device_get(init))
-    self.state = jax.device_put(init, self.repl)
+    self.state = self.program.place(init)
     # ``[k, n_critic, B, ...]``: the same batch for each of the k fused steps.
     self.k = config.steps_per_dispatch
-    self.batch = {'x': parallel.global_batch(
-        np.broadcast_to(batch[None], (self.k,) + batch.shape), self.bsharding, 2)}
-    self.batch1 = {'x': parallel.global_batch(batch[None], self.bsharding, 2)}
+    one_step = [{'x': x} for x in batch]  # the n_critic draws of one step
+    self.batch = self.program.batch([[one_step] * self.k])
+    self.batch1 = self.program.batch([[one_step]])
     self.key = jax.random.key(config.seed + 1)
     self.compiled = None
 
@@ -304,8 +290,7 @@ class JaxStep:
 
   def analyses(self) -> dict:
     """XLA memory and flop counts of the compiled step (see module doc)."""
-    import jax  # pylint: disable=g-import-not-at-top
-    from gan_stability.train import step as step_lib  # pylint: disable=g-import-not-at-top
+    from gan_stability.train import gan, loop  # pylint: disable=g-import-not-at-top
     out = {'peak_bytes': None, 'flops': None, 'flops_source': ''}
     lowered = self.step_fn.lower(self.state, self.batch, self.key)
     compiled = lowered.compile()
@@ -322,12 +307,8 @@ class JaxStep:
     else:  # one step (k = 1), its loops unrolled
       unrolled = self.config.copy_and_resolve_references()
       unrolled.loop_impl = 'unroll'
-      fn = step_lib.make_multi_step(step_lib.make_train_step(
-          unrolled, self.generator, self.discriminator,
-          latent_sharding=self.latent_sharding), unroll=True)
-      low = jax.jit(fn, in_shardings=(self.repl, {'x': self.bsharding}, self.repl),
-                    out_shardings=(self.repl, self.repl)).lower(
-                        self.state, self.batch1, self.key)
+      program = loop.OnMesh(gan.GANTask(unrolled, self.data_shape))
+      low = program.multi_step.lower(self.state, self.batch1, self.key)
       out['flops'] = _flops(low.cost_analysis())
       out['flops_source'] = 'step lowered with loops unrolled'
     return out

@@ -6,11 +6,14 @@ r"""Benchmark: seeds vmapped into one program vs one by one, MoG MLP, this CPU.
 The model and batch are those of ``experiments/ablations/mog_grid.py`` (MLPs
 3x64, batch 64, 100 train steps per dispatch). For each variant:
 
-* *one by one*: the loop's jitted multi-step, compiled once, run for every
-  seed in turn (``--steps`` generator updates each, a host sync per dispatch
-  and the numpy data batches included, as in the training loop);
-* *vmapped*: :func:`gan_stability.sweep.vmap_seeds.make_group_multi_step`,
-  all seeds in one program for the same number of steps.
+* *one by one*: the loop's compiled multi-step of a single run
+  (:class:`gan_stability.train.loop.OnMesh`, one device), compiled once, run
+  for every seed in turn (``--steps`` generator updates each, a host sync
+  per dispatch and the numpy data batches included, as in the training
+  loop);
+* *vmapped*: the loop's program of a group of seeds
+  (:class:`gan_stability.train.loop.Vmapped`), all seeds in one program for
+  the same number of steps.
 
 Compile time is measured separately (ahead-of-time ``lower().compile()``).
 The two are alternated ``--repeats`` times and the median is reported, so
@@ -57,55 +60,56 @@ def time_training(config, seeds: list[int], repeats: int) -> dict:
   """Compile and train seconds of both ways (median over repeats)."""
   import jax  # pylint: disable=g-import-not-at-top
   from gan_stability import data as data_lib  # pylint: disable=g-import-not-at-top
-  from gan_stability.sweep import vmap_seeds as vs  # pylint: disable=g-import-not-at-top
-  from gan_stability.kernels import compile_options  # pylint: disable=g-import-not-at-top
-  from gan_stability.train import step as step_lib  # pylint: disable=g-import-not-at-top
+  from gan_stability.train import loop, tasks  # pylint: disable=g-import-not-at-top
+  from gan_stability.train import seeds as seeds_lib  # pylint: disable=g-import-not-at-top
 
-  g, d, shape = vs.build(config)
+  config = config.copy_and_resolve_references()
+  config.num_devices = 1
+  task = tasks.make_task(config)
   k, steps = config.steps_per_dispatch, config.num_steps
-  train_step = step_lib.make_train_step(config, g, d)
-  single = jax.jit(vs.make_multi_step(config, train_step), donate_argnums=0,
-                   compiler_options=compile_options.compiler_options(
-                       config.get('cpu_ynn_fusions', 'xla')))
-  group = vs.make_group_multi_step(config, g, d)
+  single, group = loop.OnMesh(task), loop.Vmapped(task)  # as the loop runs them
 
   def fresh(seed_list):
-    iters = [data_lib.make_iterator(vs.seed_config(config, s), seed=s)
+    """Initial states, data iterators and train keys of single runs."""
+    keys = [jax.random.split(jax.random.key(s), 3) for s in seed_list]
+    iters = [data_lib.make_iterator(seeds_lib.seed_config(config, s), seed=s)
              for s in seed_list]
-    keys = [vs.seed_keys(s)[1] for s in seed_list]
-    return vs.init_states(config, g, d, shape, seed_list), iters, keys
+    return [task.init_state(kk[0]) for kk in keys], iters, [kk[1] for kk in keys]
+
+  def draws(it):
+    return [[next(it) for _ in range(config.n_critic)] for _ in range(k)]
 
   st, its, keys = fresh(seeds[:1])
   t = time.perf_counter()
-  single_c = single.lower(jax.device_put(vs.unstack(jax.device_get(st), 0)),
-                          {'x': vs.next_batches(its, k, config.n_critic)[0]},
-                          keys[0]).compile()
+  single_c = single.multi_step.lower(single.place(st[0]),
+                                     single.batch([draws(its[0])]),
+                                     keys[0]).compile()
   compile_single = time.perf_counter() - t
   st, its, keys = fresh(seeds)
   t = time.perf_counter()
-  group_c = group.lower(st, {'x': vs.next_batches(its, k, config.n_critic)},
-                        jax.numpy.stack(keys)).compile()
+  group_c = group.multi_step.lower(group.combine(st),
+                                   group.batch([draws(it) for it in its]),
+                                   jax.numpy.stack(keys)).compile()
   compile_group = time.perf_counter() - t
 
   def run_single():
     states, iters, keys = fresh(seeds)
-    host = jax.device_get(states)
     t = time.perf_counter()
     for i in range(len(seeds)):
-      state = jax.device_put(vs.unstack(host, i))
+      state = single.place(states[i])
       for _ in range(steps // k):
-        batch = {'x': vs.next_batches(iters[i:i + 1], k, config.n_critic)[0]}
-        state, metrics = single_c(state, batch, keys[i])
+        state, metrics = single_c(state, single.batch([draws(iters[i])]),
+                                  keys[i])
         jax.device_get(metrics)
     return time.perf_counter() - t
 
   def run_group():
     states, iters, keys = fresh(seeds)
-    keys = jax.numpy.stack(keys)
+    states, keys = group.combine(states), jax.numpy.stack(keys)
     t = time.perf_counter()
     for _ in range(steps // k):
-      batch = {'x': vs.next_batches(iters, k, config.n_critic)}
-      states, metrics = group_c(states, batch, keys)
+      states, metrics = group_c(states, group.batch([draws(it) for it in iters]),
+                                keys)
       jax.device_get(metrics)
     return time.perf_counter() - t
 
@@ -121,7 +125,7 @@ def time_end_to_end(config, seeds: list[int]) -> dict:
   """Whole runs in temporary directories: per seed vs one vmapped group."""
   import contextlib  # pylint: disable=g-import-not-at-top
   import io  # pylint: disable=g-import-not-at-top
-  from gan_stability.sweep import vmap_seeds as vs  # pylint: disable=g-import-not-at-top
+  from gan_stability.train import seeds as vs  # pylint: disable=g-import-not-at-top
   from gan_stability.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
   root = tempfile.mkdtemp(prefix='bench_vmap_seeds_')
   try:

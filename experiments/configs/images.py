@@ -18,6 +18,7 @@ import ml_collections
 
 from experiments.configs import recipes
 from gan_stability import config as config_lib
+from gan_stability import data as data_lib
 
 VARIANTS = ('vanilla', 'nonsaturating', 'wgan_gp', 'sngan', 'hinge_r1', 'smoke')  # recipes: recipes.py
 COND_SUFFIX = '_cond'
@@ -38,47 +39,25 @@ _DEFAULT_METRICS = {'mnist': 'digits,cfid', 'stacked_mnist': 'stacked_modes'}
 def base(*, variant: str, dataset: str, model: str, z_dim: int, g_width: int,
          d_width: int, data_dir: str = '', source: str = 'idx',
          pad_to: int = 0) -> ml_collections.ConfigDict:
+  """The image config of ``variant`` on ``dataset`` with ``model`` (the
+  schema's defaults for the rest: batch 64, 100,000 generator updates, ...)."""
   recipe, conditional = split_variant(variant)
   if recipe not in VARIANTS:
     allowed = list(VARIANTS) + [v + COND_SUFFIX for v in VARIANTS]
     raise ValueError(f'config variant: unknown {variant!r}; allowed: {allowed}')
   num_classes = 0
   if conditional:
-    if dataset not in config_lib.NUM_CLASSES:
+    info = data_lib.dataset_info(dataset)
+    num_classes = info.num_classes if info is not None else 0
+    if not num_classes:
       raise ValueError(f'config variant: {variant!r} is class-conditional, '
                        f'but the classes of {dataset!r} are unknown')
-    num_classes = config_lib.NUM_CLASSES[dataset]
-  c = ml_collections.ConfigDict()
+  c = config_lib.defaults(model=model, dataset=dataset)
   c.variant = variant
-  c.seed = 0
-  c.dataset = dataset
-  c.data = ml_collections.ConfigDict(dict(
-      source=source,       # idx: IDX files in data.dir; tfds: tfds.data_source
-      dir=data_dir,        # IDX directory, or TFDS data_dir ('' = TFDS default)
-      split='train',
-      pad_to=pad_to,       # 0, or 32 to pad 28x28 images to 32x32
-      stacked_num_examples=128_000,
-      samples_per_row=8,
-      download=False,      # let TFDS download/prepare a missing dataset
-  ))
-  c.model = ml_collections.ConfigDict(dict(
-      name=model, z_dim=z_dim, g_width=g_width, d_width=d_width,
-      g_norm='batch', d_norm='none', spectral_norm=False, sn_steps=1,
-      packing=1,
-      conv_impl='auto',  # auto | native | fast | fast_matmul (exact; fast_conv.py)
-      num_classes=num_classes,  # 0: unconditional; K: labels 0..K-1
-  ))
-  c.eval = ml_collections.ConfigDict(dict(
-      metrics=_DEFAULT_METRICS.get(dataset, ''),  # see gan_stability/evaluation.py
-      features='classifier',  # space of pr/dc: classifier | inception
-      classifier_path='',     # '' = the packaged MNIST classifier
-      inception_path='',      # FID Inception .npz (fid/kid/inception space)
-      num_real=10_000,        # real images for FID statistics and pr/dc
-      cache_dir='',           # '' = <workdir>/eval_cache
-  ))
-  recipes.set_training_fields(
-      c, batch_size=64, num_steps=100_000, steps_per_dispatch=1,
-      log_every=100, eval_every=1000, eval_samples=64, checkpoint_every=1000)
+  c.data.update(source=source, dir=data_dir, pad_to=pad_to)
+  c.model.update(z_dim=z_dim, g_width=g_width, d_width=d_width,
+                 num_classes=num_classes)
+  c.eval.metrics = _DEFAULT_METRICS.get(dataset, '')
 
   if recipe in recipes.RECIPES:
     recipes.apply(c, recipe)

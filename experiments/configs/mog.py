@@ -35,6 +35,7 @@ from __future__ import annotations
 import ml_collections
 
 from experiments.configs import recipes
+from gan_stability import config as config_lib
 
 VARIANTS = ('vanilla', 'nonsaturating', 'wgan_gp', 'wgan_gp_toy', 'sngan',
             'hinge_r1', 'smoke')
@@ -45,23 +46,12 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     variant = 'nonsaturating'
   if variant not in VARIANTS:
     raise ValueError(f'config variant: unknown {variant!r}; allowed: {list(VARIANTS)}')
-  c = ml_collections.ConfigDict()
+  # The schema's defaults: the ring of 8, MLPs of 3 x 128 units.
+  c = config_lib.defaults(model='mlp', dataset='ring')
   c.variant = variant
-  c.seed = 0
-  c.dataset = 'ring'
-  c.data = ml_collections.ConfigDict(dict(
-      ring_modes=8, ring_radius=1.0, ring_sigma=0.01,
-      grid_size=5, grid_spacing=2.0, grid_sigma=0.05,
-  ))
-  c.model = ml_collections.ConfigDict(dict(
-      name='mlp', z_dim=16,
-      g_hidden=128, g_layers=3, g_activation='relu', g_norm='none',
-      d_hidden=128, d_layers=3, d_activation='leaky_relu', d_maxout=1,
-      spectral_norm=False, sn_steps=1, packing=1,
-  ))
-  recipes.set_training_fields(
-      c, batch_size=256, num_steps=2000, steps_per_dispatch=50, log_every=100,
-      eval_every=500, eval_samples=2500, checkpoint_every=500)
+  c.model.z_dim = 16
+  c.update(batch_size=256, num_steps=2000, steps_per_dispatch=50,
+           eval_every=500, eval_samples=2500, checkpoint_every=500)
 
   if variant in recipes.RECIPES:
     recipes.apply(c, variant)

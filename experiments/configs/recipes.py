@@ -1,7 +1,8 @@
 """The published GAN recipes, shared by every dataset's config.
 
 ``apply(c, variant)`` sets the loss, penalty, n_critic, Lipschitz constraint
-and optimiser of a recipe on config ``c`` (architecture and data stay the
+and optimiser of a recipe on config ``c`` (a config built from the schema's
+defaults, ``gan_stability.config.defaults``; architecture and data stay the
 dataset config's):
 
 * ``vanilla`` - minimax GAN, saturating G loss (Goodfellow et al. 2014,
@@ -20,8 +21,6 @@ dataset config's):
   gamma = 10 (``penalty_weight`` 5), n_critic 1, Adam(1e-4, 0.5, 0.9).
   Dataset configs may rescale gamma to their data (the 2-D mixtures do).
 """
-
-import ml_collections
 
 RECIPES = ('vanilla', 'nonsaturating', 'wgan_gp', 'wgan_gp_toy', 'sngan',
            'hinge_r1')
@@ -53,52 +52,3 @@ def apply(c, variant: str) -> None:
     c.penalty = 'r1'
     c.penalty_weight = 5.0
     c.optimizer.update(g_lr=1e-4, d_lr=1e-4, b1=0.5, b2=0.9)
-
-
-def set_training_fields(c, *, batch_size: int, num_steps: int,
-                        steps_per_dispatch: int, log_every: int,
-                        eval_every: int, eval_samples: int,
-                        checkpoint_every: int) -> None:
-  """The loss / optimiser / logging fields every dataset config shares, at
-  their neutral defaults (a recipe from :func:`apply` then overrides them)."""
-  c.loss = 'nonsaturating'
-  c.penalty = 'none'          # none | gp | gp_one_sided | r1 | r2
-  c.penalty_weight = 0.0      # multiplies the unweighted penalty (R1: gamma/2)
-  c.gp_target = 1.0
-  c.n_critic = 1
-  c.d_clip = 0.0              # WGAN weight clipping bound; 0 disables
-  c.batch_size = batch_size   # global batch, split over all devices
-  c.optimizer = ml_collections.ConfigDict(dict(
-      name='adam', g_lr=2e-4, d_lr=2e-4, b1=0.5, b2=0.999,
-      lr_schedule='constant',  # constant | linear (decay to 0 at num_steps)
-  ))
-  c.ema_decay = 0.0           # EMA of G weights for evaluation; 0 disables
-  c.ema_start = 0
-  c.num_steps = num_steps     # generator updates
-  c.steps_per_dispatch = steps_per_dispatch  # train steps per compiled call
-  # How the n_critic and steps_per_dispatch loops are compiled: scan (one
-  # while loop) | unroll (straight-line code) | auto (unroll only conv models
-  # with XLA's own conv gradients on the CPU, which XLA runs far slower in a
-  # loop body; see gan_stability/train/step.py).
-  c.loop_impl = 'auto'
-  # Which XLA:CPU op kinds run in the YNNPACK library in the compiled steps:
-  # auto (= reduce, measured fastest) | xla (XLA's default) | none | a subset
-  # of dot,individual_dot,individual_convolution,eltwise,reduce
-  # (gan_stability/compile_options.py). Ignored on GPUs/TPUs.
-  c.cpu_ynn_fusions = 'auto'
-  c.log_every = log_every
-  c.eval_every = eval_every
-  c.eval_samples = eval_samples  # the fixed latent batch drawn at each eval
-  c.checkpoint_every = checkpoint_every
-  c.keep_checkpoints = 2
-  # Online alarms in metrics.jsonl (gan_stability/metrics/dynamics.py); 0 = off.
-  c.alarm_grad_factor = 100.0  # grad norm > factor x median of last 20 logs
-  c.alarm_collapse_ratio = 0.1  # diversity < ratio x max diversity so far
-  c.log_sigmas = True           # per-layer spectral norms of D at log steps
-  # NaN/Inf in a loss or gradient: stop (DivergenceError), or roll back to the
-  # last checkpoint, skip the batches that diverged, re-draw the keys.
-  c.on_divergence = 'stop'      # stop | rollback
-  c.max_rollbacks = 3
-  c.num_devices = 0           # 0: all local devices
-  c.write_tensorboard = True
-  c.write_samples = True

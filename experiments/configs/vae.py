@@ -16,16 +16,11 @@ alternative; ``vae.beta`` weights the KL), Adam(1e-3, 0.9, 0.999), batch 64
 like the GANs.
 """
 
-import ml_collections
-
 from experiments.configs import images
 
+from gan_stability import config as config_lib
+
 DATASETS = ('mnist', 'fashion_mnist', 'stacked_mnist')
-_GAN_CONFIG_FIELDS = ('seed', 'dataset', 'data', 'eval', 'batch_size',
-                      'num_steps', 'steps_per_dispatch', 'log_every',
-                      'eval_every', 'eval_samples', 'checkpoint_every',
-                      'keep_checkpoints', 'num_devices', 'write_tensorboard',
-                      'write_samples', 'cpu_ynn_fusions')
 
 
 def get_config(variant: str = 'fashion_mnist'):
@@ -35,26 +30,24 @@ def get_config(variant: str = 'fashion_mnist'):
   if dataset not in DATASETS:
     allowed = [d + s for d in DATASETS + ('smoke',) for s in ('', '_cond')]
     raise ValueError(f'config variant: unknown {variant!r}; allowed: {allowed}')
-  # The GAN config of the same data gives the data / eval / logging fields.
+  # The GAN config of the same data gives the run, data and eval fields (all
+  # the fields the two schemas share, but the networks' and optimiser's).
   gan = images.base(variant='smoke' if smoke else 'nonsaturating',
                     dataset=dataset, model='dcgan', z_dim=100, g_width=64,
                     d_width=64)
-  c = ml_collections.ConfigDict()
-  c.family = 'vae'
+  c = config_lib.defaults(family_name='vae', model='dcgan', dataset=dataset)
+  shared = config_lib.flatten(c)
+  for field, value in config_lib.flatten(gan).items():
+    if field in shared and not field.startswith(('model.', 'optimizer.')):
+      *parents, leaf = field.split('.')
+      node = c
+      for p in parents:
+        node = node[p]
+      node[leaf] = value
   c.variant = variant
-  for field in _GAN_CONFIG_FIELDS:
-    c[field] = gan[field]
-  c.model = ml_collections.ConfigDict(dict(
-      name='dcgan', z_dim=gan.model.z_dim, g_width=gan.model.g_width,
-      e_width=gan.model.d_width, g_norm='batch', conv_impl='auto',
-      num_classes=0))
-  c.vae = ml_collections.ConfigDict(dict(
-      likelihood='bernoulli',  # bernoulli | gaussian (fixed sigma)
-      sigma=0.1,               # gaussian only: pixel std in the [-1, 1] scale
-      beta=1.0,                # KL weight (1: the ELBO)
-  ))
-  c.optimizer = ml_collections.ConfigDict(dict(
-      name='adam', lr=1e-3, b1=0.9, b2=0.999, lr_schedule='constant'))
+  c.model.update(z_dim=gan.model.z_dim, g_width=gan.model.g_width,
+                 e_width=gan.model.d_width)
+  c.optimizer.update(name='adam', lr=1e-3, b1=0.9, b2=0.999)
   if conditional:
     c.model.num_classes = 1000 if dataset == 'stacked_mnist' else 10
     if c.model.num_classes <= 16 and not smoke:

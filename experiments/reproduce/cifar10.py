@@ -25,8 +25,8 @@ Configs (``experiments/configs/cifar10.py``, recipes in
   0.1 (``d_width 64``), no normalisation in D besides spectral norm;
 * ``resnet`` - the ResNet of Gulrajani et al. 2017 Appendix F, = Miyato et
   al. Table 4 (``gan_stability/models/resnet.py``): z 128, G 256 channels,
-  D 128 channels (``model.g_width=256, model.d_width=128``, as the README's
-  ResNet command);
+  D 128 channels (``model.g_width=256, model.d_width=128``, as the ResNet
+  command of docs/images.md);
 * ``sngan`` - spectral norm on every D layer (one power iteration per
   step), the non-saturating loss, n_dis 5, Adam(lr 1e-4, beta1 0.5, beta2
   0.9): Miyato et al. Table 1 setting A;
@@ -66,7 +66,7 @@ Evaluation (``--eval_protocol``):
   generator, since FID is biased upwards at small sample sizes.
 
 FID and KID (x 1e3, cubic polynomial kernel) are computed by the project's
-evaluator (``gan_stability/evaluation.py``) on the FID Inception-v3
+evaluator (``gan_stability/eval/``) on the FID Inception-v3
 (``--inception_path``, the ``.npz`` of ``third_party/README.md``); without
 it they are skipped, with a message, and the table shows "skipped". The
 real-image statistics are cached once per protocol in
@@ -88,7 +88,7 @@ per row from these CPU numbers, and from a measurement on the current
 device with ``--time_steps=N`` (run it on the accelerator: it compiles each
 full-size train step and times N of them after one warm-up call). The
 evaluation costs Inception features of ``num_fake`` images per run plus
-``num_real`` once (6.5 images/s on this CPU, see the README).
+``num_real`` once (their speed on this CPU: docs/metrics.md).
 
 Writes ``cifar10.md`` (our rows beside the published ones, and the time
 estimate), ``cifar10.csv`` (one row per run) and ``summary.csv`` (mean and
@@ -294,8 +294,8 @@ def evaluate_run(run_dir: str, *, num_real: int, num_fake: int,
                                     eval_metrics=metrics)
   if earlier is not None:
     return earlier
-  from gan_stability.train import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
-  return evaluate_lib.evaluate_checkpoint(
+  from gan_stability.eval import offline  # pylint: disable=g-import-not-at-top
+  return offline.evaluate_checkpoint(
       run_dir, num_samples=num_fake,
       eval_overrides={'metrics': metrics, 'num_real': num_real,
                       'inception_path': inception_path,
@@ -362,33 +362,18 @@ def time_train_step(config, steps: int, data_shape=DATA_SHAPE) -> float:
   one warm-up call, on random data of ``data_shape``), built as the training
   loop builds it, on one device of the current backend."""
   import jax  # pylint: disable=g-import-not-at-top
-  from gan_stability import models  # pylint: disable=g-import-not-at-top
-  from gan_stability.train import parallel  # pylint: disable=g-import-not-at-top
-  from gan_stability.train import state as state_lib  # pylint: disable=g-import-not-at-top
-  from gan_stability.kernels import compile_options  # pylint: disable=g-import-not-at-top
-  from gan_stability.train import step as step_lib  # pylint: disable=g-import-not-at-top
+  from gan_stability.train import gan, loop  # pylint: disable=g-import-not-at-top
   config = config.copy_and_resolve_references()
-  config.steps_per_dispatch = 1
-  data_shape = tuple(data_shape)
-  generator, discriminator = models.build(config.model, data_shape)
-  mesh = parallel.make_mesh(1)
-  repl = parallel.replicated(mesh)
-  bsharding = parallel.batch_sharding(mesh, 2)
-  fn = jax.jit(step_lib.make_multi_step(
-      step_lib.make_train_step(config, generator, discriminator,
-                               latent_sharding=parallel.batch_sharding(mesh, 0)),
-      unroll=step_lib.resolve_loop_impl(config)),
-               in_shardings=(repl, {'x': bsharding}, repl),
-               out_shardings=(repl, repl), donate_argnums=0,
-               compiler_options=compile_options.compiler_options(
-                   config.get('cpu_ynn_fusions', 'xla')))
+  config.update(steps_per_dispatch=1, num_devices=1)
+  task = gan.GANTask(config, tuple(data_shape))
+  program = loop.OnMesh(task)  # the loop's compiled step
   key = jax.random.key(config.seed)
-  state = jax.device_put(state_lib.init_state(
-      config, generator, discriminator, key, data_shape), repl)
+  state = program.place(task.init_state(key))
   rng = np.random.default_rng(0)
-  local = rng.uniform(-1, 1, (1, config.n_critic, config.batch_size)
-                      + data_shape).astype(np.float32)
-  batch = {'x': parallel.global_batch(local, bsharding, 2)}
+  local = rng.uniform(-1, 1, (config.n_critic, config.batch_size)
+                      + tuple(data_shape)).astype(np.float32)
+  batch = program.batch([[[{'x': x} for x in local]]])
+  fn = program.multi_step
   times = []
   for i in range(steps + 1):
     t = time.perf_counter()

@@ -1,7 +1,7 @@
 r"""2-D ring (8 modes) and grid (25 modes): the PacGAN mode-collapse table.
 
     python -m experiments.reproduce.mixtures --workdir=/tmp/repro_mixtures \
-        [--archs=ours,pacgan] [--seeds=ours=10,pacgan=5] [--datasets=ring,grid] \
+        [--archs=ours,pacgan] [--seeds=ours=10,pacgan=10] [--datasets=ring,grid] \
         [--parallel=2] \
         [--out=docs/reproduce/mixtures]
     python -m experiments.reproduce.mixtures --quick --workdir=/tmp/q  # a check
@@ -16,7 +16,7 @@ sample is *high quality* when it lies within 3 sigma of some mode, and the
 
 Methods (one sweep axis, ``variant`` of ``experiments/configs/mog.py`` zipped
 with ``model.packing``): GAN (minimax), non-saturating GAN, WGAN-GP (its
-authors' toy-data lambda 0.1: see the README for lambda 10 on this data),
+authors' toy-data lambda 0.1; lambda 10 on this data: docs/reproductions.md),
 SN-GAN, hinge + R1 and PacGAN2 (the non-saturating GAN with a discriminator
 that sees pairs of samples). Architectures (``--archs``):
 
@@ -31,7 +31,7 @@ for both players (the papers' 1e-4 needs about 10x the steps), batch 64,
 losses, penalties, n_critic and Adam betas are the recipes'. The published
 runs were longer, so ours is a CPU-budget version of the protocol, not the
 papers' training length. Each (method, dataset, architecture) trains its 10
-seeds as one vmapped program (``gan_stability/sweep/vmap_seeds.py``); the
+seeds as one vmapped program (``gan_stability/train/seeds.py``); the
 two architectures are two sweeps in ``WORKDIR/<arch>/`` that the sweep runner
 resumes and skips like any other (rerun the command after an interruption).
 
@@ -231,7 +231,7 @@ def figure(path: str, workdir: str, archs, quick: bool, datasets) -> None:
   """Final samples of seed 0: one row per (architecture, dataset)."""
   from gan_stability import plotting  # pylint: disable=g-import-not-at-top
   from gan_stability.data import mixtures  # pylint: disable=g-import-not-at-top
-  from gan_stability.train.loop import final_samples  # pylint: disable=g-import-not-at-top
+  from gan_stability.train.tasks import final_samples  # pylint: disable=g-import-not-at-top
   panels, centers, titles = [], [], []
   for arch in archs:
     points = {p.name: p for p in sw.expand(
@@ -280,8 +280,9 @@ def run(workdir: str, *, archs=('ours', 'pacgan'), seeds=10,
           f'{len(METHODS) * len(datasets) * per_arch[a]} runs this time'
           for a in archs) +
       '. Published: their training lengths and learning rates differ from '
-      'ours (see experiments/reproduce/published.py for the caveat on the '
-      'transcribed rows). Command: `python -m experiments.reproduce.mixtures '
+      'ours (the rows as printed in the authors\' tables: '
+      'experiments/reproduce/published.py). Command: `python -m '
+      'experiments.reproduce.mixtures '
       f"--workdir=WORKDIR --archs={','.join(archs)} --seeds="
       + ','.join(f'{a}={per_arch[a]}' for a in archs)
       + f"{' --quick' if quick else ''}`.")

@@ -253,8 +253,8 @@ def evaluate_run(run_dir: str, num_samples: int) -> dict:
                                     eval_num_samples=num_samples)
   if earlier is not None:
     return earlier
-  from gan_stability.train import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
-  return evaluate_lib.evaluate_checkpoint(
+  from gan_stability.eval import offline  # pylint: disable=g-import-not-at-top
+  return offline.evaluate_checkpoint(
       run_dir, num_samples=num_samples, metrics='stacked_modes')
 
 
@@ -375,8 +375,8 @@ def run(workdir: str, *, data_dir: str = '', capacities=DEFAULT_CAPACITIES,
       + ('QUICK CHECK: tiny networks, a few steps and random "digits" unless '
          '--data_dir was given; the numbers are not results. ' if quick else '')
       + 'Published rows: their networks, training lengths and learning rates '
-      'differ from ours (see the module docstring); transcribed, to be '
-      'verified against the papers (experiments/reproduce/published.py). '
+      'differ from ours (see the module docstring); as printed in the '
+      'authors\' tables (experiments/reproduce/published.py). '
       'Command: `python -m experiments.reproduce.stacked_mnist '
       f"--workdir=WORKDIR{' --data_dir=DIR' if not quick else ''} "
       f"--capacities={','.join(capacities)} --seeds={seeds} "

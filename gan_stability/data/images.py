@@ -49,12 +49,11 @@ def pad_images(images: np.ndarray, pad_to: int) -> np.ndarray:
 class ArrayImageIterator:
   """Resumable iterator of (process-local) global batches of an image array.
 
-  Yields float32 ``[global_batch // process_count, H', W', C]`` batches in
-  [-1, 1] (``H' = W' = pad_to`` when padding). See the module docstring for
-  the order; ``get_state()`` is ``{'index': i}``, the number of global batches
-  drawn so far. With ``labels`` (``[N]`` integers), each batch is instead
-  ``{'x': images, 'label': int32 labels of the same rows}``; the order and
-  the state are the same.
+  Yields ``{'x': float32 [global_batch // process_count, H', W', C]}``
+  batches in [-1, 1] (``H' = W' = pad_to`` when padding). See the module
+  docstring for the order; ``get_state()`` is ``{'index': i}``, the number of
+  global batches drawn so far. With ``labels`` (``[N]`` integers), each batch
+  also has ``'label'``: the int32 labels of the same rows.
 
   The image array is referenced, not copied, and never modified.
   """
@@ -131,7 +130,7 @@ class ArrayImageIterator:
   def __iter__(self):
     return self
 
-  def __next__(self) -> np.ndarray | dict:
+  def __next__(self) -> dict[str, np.ndarray]:
     rows = self.global_indices(self.index)[
         self.offset:self.offset + self.local_batch]
     self.index += 1
@@ -140,7 +139,7 @@ class ArrayImageIterator:
       batch = pad_images(batch, self.pad_to)
     if self.labels is not None:
       return {'x': scale_images(batch), 'label': self.labels[rows]}
-    return scale_images(batch)
+    return {'x': scale_images(batch)}
 
   def get_state(self) -> dict:
     return {'index': int(self.index)}

@@ -61,7 +61,8 @@ def from_config(config) -> Mixture:
 
 
 class MixtureIterator:
-  """Deterministic, resumable iterator of (process-local) global batches.
+  """Deterministic, resumable iterator of (process-local) global batches,
+  ``{'x': float32 [n, dim]}``.
 
   Every process computes the same global batch of ``global_batch`` rows and
   keeps rows ``[process_index * n, (process_index + 1) * n)`` with
@@ -88,11 +89,11 @@ class MixtureIterator:
   def __iter__(self):
     return self
 
-  def __next__(self) -> np.ndarray:
+  def __next__(self) -> dict[str, np.ndarray]:
     rng = np.random.default_rng([self.seed, self.index])
     batch = self.mixture.sample(rng, self.global_batch)
     self.index += 1
-    return batch[self.offset:self.offset + self.local_batch]
+    return {'x': batch[self.offset:self.offset + self.local_batch]}
 
   def get_state(self) -> dict:
     return {'index': int(self.index)}

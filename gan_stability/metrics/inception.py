@@ -47,8 +47,9 @@ with it), so the pool runs on 32-192 channels instead of 192-1280 and the
 convolution joins the block's merged 1x1 convolution. Stride-2 convolutions
 run as a patch matmul and the two unpadded stride-1 3x3 convolutions of the
 stem as padded ones with the border cropped, layouts XLA's CPU backend runs
-2-3x faster. The port matches the reference network's golden features to
-~4e-6 relative error (``tests/test_inception.py``).
+faster. ``tests/test_inception.py`` checks the port against the reference
+network's golden features (the largest error relative to the largest
+feature, asserted at most 2e-5).
 """
 
 from __future__ import annotations
@@ -367,11 +368,11 @@ def _forward(params: Params, x: jax.Array) -> jax.Array:
 
 @functools.cache
 def _compiled_forward():
-  """:func:`_forward` jitted with the CPU backend's measured-best YNNPACK
-  setting (:func:`gan_stability.kernels.compile_options.default_compiler_options`:
-  convolutions on Eigen's threads; 25 images take 1.64 s instead of 2.37 s
-  with XLA's default on the 2-core CPU, features equal to 1.2e-6 relative).
-  Built on first use, so importing this module does not start a backend."""
+  """:func:`_forward` jitted with the YNNPACK setting of the train steps
+  (:func:`gan_stability.kernels.compile_options.default_compiler_options`:
+  convolutions on Eigen's threads, faster on the CPU backend; measurements
+  in docs/kernels.md). Built on first use, so importing this module does not
+  start a backend."""
   return jax.jit(_forward,
                  compiler_options=compile_options.default_compiler_options())
 
@@ -433,8 +434,7 @@ def features(params: Params, images: Any, *, batch_size: int = 25
     batch_size: images per network call. Every call has this batch shape (the
       last batch is zero-padded and the padding dropped), so a stream of any
       length compiles once per ``(batch_size, H, W, C, dtype)``. The default
-      suits a CPU (batches of 10-25 were a little faster than 50-100 on 2
-      cores); use larger batches on an accelerator.
+      suits a CPU; use larger batches on an accelerator.
 
   Returns:
     float32 numpy ``[N, 2048]``; images are resized to 299x299 (bilinear,

@@ -1,5 +1,6 @@
-"""Ablation sweeps: specs (:mod:`.spec`), the runner (:mod:`.runner`), seeds
-vmapped into one program (:mod:`.vmap_seeds`) and the report (:mod:`.report`).
+"""Ablation sweeps: specs (:mod:`.spec`), the runner (:mod:`.runner`, which
+runs a group of seeds as one vmapped program with
+:mod:`gan_stability.train.seeds`) and the report (:mod:`.report`).
 
 Only :mod:`.spec` is imported here, so sweep files load without JAX.
 """

@@ -12,16 +12,16 @@ Layout under the sweep's ``workdir``::
 
 A point with a ``DONE`` file is skipped. Any other point is (re)started with
 :func:`gan_stability.train.train_and_evaluate` (or, for a group of seeds run
-as one program, :func:`gan_stability.sweep.vmap_seeds.train_seeds`, which
-hands a diverging seed back to ``train_and_evaluate``); both resume from the
-run's latest checkpoint. A diverged run (non-finite loss) is a result, not a
+as one program, :func:`gan_stability.train.seeds.train_seeds`, which hands a
+diverging seed back to ``train_and_evaluate``); both resume from the run's
+latest checkpoint. A diverged run (non-finite loss) is a result, not a
 failure: it gets ``DONE`` with ``status='diverged'``. Other exceptions leave
 no ``DONE``; the sweep continues with the other units and reports the
 failures at the end.
 
 SIGTERM stops the sweep the way it stops a training run: the run(s) in
 progress are checkpointed (workers receive the SIGTERM too) and
-:class:`gan_stability.train.loop.Preempted` is raised; rerun to resume.
+:class:`gan_stability.train.Preempted` is raised; rerun to resume.
 
 With ``parallel=K > 1`` every unit runs in its own worker process
 (``python -m gan_stability.sweep.worker``), at most ``K`` at a time; each
@@ -32,7 +32,9 @@ the affinity, and all its threads stay on those CPUs).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import signal
@@ -42,6 +44,8 @@ import time
 from typing import Any, Sequence
 
 from gan_stability.sweep import spec as spec_lib
+from gan_stability.train import (DivergenceError, Preempted, seeds,
+                                 train_and_evaluate)
 
 DONE = 'DONE'
 POINT_FILE = 'point.json'
@@ -114,8 +118,6 @@ def unit_status(workdir: str, unit) -> str:
 
 def run_unit(workdir: str, unit, *, quiet: bool = False) -> dict[str, str]:
   """Trains the unfinished points of ``unit``; returns ``{name: status}``."""
-  import contextlib  # pylint: disable=g-import-not-at-top
-  import io  # pylint: disable=g-import-not-at-top
   todo = [p for p in unit.points if not is_done(run_dir(workdir, p))]
   out = {p.name: 'skipped' for p in unit.points}
   if not todo:
@@ -125,9 +127,8 @@ def run_unit(workdir: str, unit, *, quiet: bool = False) -> dict[str, str]:
               else contextlib.nullcontext())
   single = list(zip(todo, dirs))
   if unit.vmapped:
-    from gan_stability.sweep import vmap_seeds  # pylint: disable=g-import-not-at-top
     with redirect:
-      results = vmap_seeds.train_seeds(
+      results = seeds.train_seeds(
           todo[0].config, [p.seed for p in todo], dirs,
           log_prefix=f'[{unit.name}] ')
     single = []
@@ -140,7 +141,6 @@ def run_unit(workdir: str, unit, *, quiet: bool = False) -> dict[str, str]:
         continue
       mark_done(d, status, r)
       out[p.name] = status
-  from gan_stability.train import DivergenceError, train_and_evaluate  # pylint: disable=g-import-not-at-top
   for p, d in single:
     try:
       with redirect:
@@ -223,7 +223,6 @@ def run(sweep_arg: str, workdir: str, units: Sequence, *, parallel: int = 1,
   log(f'sweep: {len(units)} units in this shard, '
       f'{len(units) - len(pending)} already done, {len(todo)} to run now')
   t0 = time.time()
-  from gan_stability.train.loop import Preempted  # pylint: disable=g-import-not-at-top
   if parallel <= 1:
     for n, u in enumerate(todo, 1):
       t = time.time()
@@ -311,7 +310,6 @@ def _run_workers(sweep_arg, workdir, todo, parallel, extra_overrides,
         log(f'[{done_count}/{len(todo)}] {u.name}: {_summary(res)}{extra} '
             f'({time.time() - t:.1f}s)')
   except _Terminated:
-    from gan_stability.train.loop import Preempted  # pylint: disable=g-import-not-at-top
     raise Preempted(-1) from None
   finally:
     signal.signal(signal.SIGTERM, previous)

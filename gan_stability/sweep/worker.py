@@ -28,18 +28,18 @@ def main(argv=None) -> int:
     os.sched_setaffinity(0, [int(c) for c in args.cpus.split(',')])
   from absl import logging  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  from gan_stability import train  # pylint: disable=g-import-not-at-top
   from gan_stability.sweep import runner  # pylint: disable=g-import-not-at-top
   _, _, units, _ = runner.load(args.sweep, args.override)
   unit = next((u for u in units if u.name == args.unit), None)
   if unit is None:
     print(f'--unit: {args.unit!r} is not a unit of {args.sweep}', file=sys.stderr)
     return 2
-  from gan_stability.train import loop  # pylint: disable=g-import-not-at-top
   try:
     result = runner.run_unit(args.workdir, unit)
-  except loop.Preempted as e:  # SIGTERM from the parent: checkpointed
+  except train.Preempted as e:  # SIGTERM from the parent: checkpointed
     print(str(e), flush=True)
-    return loop.EXIT_PREEMPTED
+    return train.EXIT_PREEMPTED
   print('statuses:', result, flush=True)
   return 0
 

@@ -1,334 +1,403 @@
-"""``train_and_evaluate(config, workdir)``: the training loop and the workdir contract.
+"""The training loop: one loop for every kind of run.
 
-Files written (process 0): ``config.json``, ``metrics.jsonl`` (one JSON
-object per logged step: ``step``, the train metrics averaged over the steps
-since the previous record, and at evaluation steps ``modes``,
-``high_quality``, ``kl``), TensorBoard event files, ``samples/step_*.png``
-and orbax checkpoints under ``checkpoints/``. Running again with the same
-workdir resumes from the latest checkpoint; the data position, the optimiser
-and spectral-norm states and the step (hence every PRNG key) are restored.
+:func:`train` runs one :class:`~gan_stability.train.task.Task` (a GAN or the
+VAE) in a workdir, data parallel over a ``'data'`` mesh;
+:func:`train_group` runs several configs of one task that differ only in
+their seed as one vmapped program on one device (used by
+:mod:`gan_stability.train.seeds`). Both follow the workdir contract of
+:mod:`gan_stability.train.workdir` for each run, with the same code:
+
+* resume from each run's latest checkpoint (state, data position, pending
+  per-step metrics, rollback count), dropping records written after it;
+* every ``steps_per_dispatch`` steps one compiled call; at ``log_every``
+  steps a record of the train metrics averaged since the last one, the
+  task's state metrics and online alarms; at ``eval_every`` steps (and the
+  last) the evaluator's metrics of samples from a fixed latent batch;
+* checkpoints at ``checkpoint_every`` steps and the last; after a SIGTERM a
+  checkpoint, then :class:`~gan_stability.train.workdir.Preempted`;
+* a non-finite metric: the single run stops with a ``diverged`` record
+  (:class:`~gan_stability.train.workdir.DivergenceError`), or rolls back to
+  its last checkpoint (``on_divergence='rollback'``; the data iterator goes
+  on, so the batches that diverged are skipped, and the keys are re-drawn);
+  a run of a group leaves the group and is handed back to the caller, who
+  finishes it alone.
+
+Keys: a run's ``(init, train, eval)`` keys are ``split(key(seed), 3)``; the
+train key of step ``s`` is ``fold_in(train_key, s)`` (after ``r`` rollbacks
+``fold_in(fold_in(train_key, r), s)``), so the stream depends only on the
+seed and the step.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import threading
+import dataclasses
+from typing import Any, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from gan_stability import config as config_lib
 from gan_stability import data as data_lib
-from gan_stability import evaluation, models, writers
-from gan_stability.checkpoint import Checkpointer
+from gan_stability import writers
+from gan_stability.eval import evaluators
 from gan_stability.metrics import dynamics
-from gan_stability.models.layers import SPECTRAL_STATS
-from gan_stability.kernels import compile_options
-from gan_stability.train import parallel, state as state_lib
-from gan_stability.train import step as step_lib
+from gan_stability.train import parallel
+from gan_stability.train import task as task_lib
+from gan_stability.train import workdir as workdir_lib
+from gan_stability.train.workdir import DivergenceError, Preempted
 
 
-class DivergenceError(RuntimeError):
-  """Raised when a loss or gradient norm becomes NaN or infinite."""
+@dataclasses.dataclass
+class _Run:
+  """One run the loop drives: its files, data, evaluator and keys."""
+  config: Any
+  files: workdir_lib.RunFiles
+  iterator: Any
+  evaluator: Any
+  keys: tuple  # (init, train, eval)
+  chunks: list = dataclasses.field(default_factory=list)
+  rollbacks: int = 0
+  monitor: Any = None
+  last: dict | None = None
+  handed_back: dict | None = None  # why it left a group
 
 
-# Exit status of ``experiments/train.py`` after a SIGTERM (128 + 15, what a
-# scheduler sees for a terminated job): the checkpoint is saved, rerun the
-# same command to resume.
-EXIT_PREEMPTED = 143
+def _open_run(task, config, workdir: str) -> _Run:
+  return _Run(
+      config=config, files=workdir_lib.RunFiles(config, workdir),
+      iterator=data_lib.make_iterator(config, seed=config.seed),
+      evaluator=evaluators.make_evaluator(config, workdir=workdir),
+      keys=tuple(jax.random.split(jax.random.key(config.seed), 3)))
 
 
-class Preempted(Exception):
-  """SIGTERM received: the state was checkpointed at ``step``."""
-
-  def __init__(self, step: int):
-    super().__init__(f'preempted (SIGTERM): checkpoint saved at step {step}; '
-                     'rerun the same command to resume')
-    self.step = step
+def _stack_steps(draws: list, name: str, critic_axis: bool) -> np.ndarray:
+  """``[k, (n_critic,) B, ...]`` of one run's draws ``[k][n_critic]``."""
+  if critic_axis:
+    return np.stack([np.stack([d[name] for d in row]) for row in draws])
+  return np.stack([row[0][name] for row in draws])
 
 
-class SigtermFlag:
-  """Records SIGTERM instead of dying, while the loop runs (main thread)."""
+class OnMesh:
+  """How the loop runs one run: data parallel, the state replicated and the
+  batch sharded over the ``'data'`` mesh of ``config.num_devices`` devices.
+  ``multi_step`` is the compiled step the loop calls (benchmarks time it)."""
+  group = False
 
-  def __init__(self):
-    self.requested = False
-    self._previous = None
+  def __init__(self, task):
+    self.task = task
+    config = task.config
+    mesh = parallel.make_mesh(config.num_devices)
+    self.repl = parallel.replicated(mesh)
+    self.batch_axis = 2 if task.critic_axis else 1
+    self.bsharding = parallel.batch_sharding(mesh, self.batch_axis)
+    train_step = task.make_train_step(
+        latent_sharding=parallel.batch_sharding(mesh, 0))
+    self.multi_step = jax.jit(
+        task_lib.make_multi_step(train_step, unroll=task.unroll),
+        in_shardings=(self.repl, {n: self.bsharding for n in task.batch_names},
+                      self.repl),
+        out_shardings=(self.repl, self.repl), donate_argnums=0,
+        compiler_options=task.compiler_options)
+    self.sample = jax.jit(task.make_sample_fn(), static_argnums=3)
+    self.n = config.eval_samples
+    self.labels = task.eval_labels(self.n)
 
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
-    return self
+  def place(self, state):
+    return jax.device_put(state, self.repl)
 
-  def _handle(self, signum, frame):
-    del signum, frame
-    self.requested = True
-    logging.warning('SIGTERM: saving a checkpoint and stopping')
+  def combine(self, states):
+    (state,) = states
+    return state
 
-  def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
-    return False
+  def batch(self, draws):
+    (run_draws,) = draws
+    return {n: parallel.global_batch(
+        _stack_steps(run_draws, n, self.task.critic_axis), self.bsharding,
+        self.batch_axis) for n in self.task.batch_names}
 
+  def keys(self, runs):
+    (run,) = runs
+    train_key = run.keys[1]
+    return (train_key if run.rollbacks == 0
+            else jax.random.fold_in(train_key, run.rollbacks))
 
-def pending_to_json(chunks: list[dict]) -> dict:
-  """The per-step metrics since the last log record, for the checkpoint, so
-  that a resumed run writes the same averages as an uninterrupted one."""
-  if not chunks:
-    return {}
-  return {k: np.concatenate([np.atleast_1d(c[k]) for c in chunks]).tolist()
-          for k in chunks[0]}
+  def split(self, metrics):
+    return [metrics]
 
+  def log_inputs(self, state):
+    return [jax.device_get(self.task.log_inputs(state))]
 
-def pending_from_json(pending: dict) -> list[dict]:
-  if not pending:
-    return []
-  return [{k: np.asarray(v, np.float32) for k, v in pending.items()}]
+  def samples(self, state, runs):
+    (run,) = runs
+    params, cols = self.task.sampler_variables(state)
+    return [np.asarray(jax.device_get(self.sample(params, cols, run.keys[2],
+                                                  self.n, self.labels)))]
 
-
-def check_config_file(config, workdir: str) -> None:
-  """Writes ``config.json``, or checks that a resumed run's config matches."""
-  path = os.path.join(workdir, 'config.json')
-  new = config.to_dict()
-  if os.path.exists(path):
-    with open(path) as f:
-      old = config_lib.upgrade(json.load(f))
-    resumable = set(config_lib.RESUMABLE_CHANGES)
-    if config.optimizer.lr_schedule != 'constant':
-      resumable.discard('num_steps')  # the schedule depends on it
-    changed = [k for k in config_lib.diff(config_lib.flatten(old),
-                                          config_lib.flatten(new))
-               if k not in resumable]
-    if changed:
-      raise config_lib.ConfigError(
-          f'config.{changed[0]}: differs from the run already in {workdir} '
-          f'(changed: {changed}); use a new --workdir to start a different run')
-  if jax.process_index() == 0:
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-      json.dump(new, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-
-
-def checkpoint_or_stop(config, step: int, save, sigterm: SigtermFlag,
-                       ckpt: Checkpointer) -> None:
-  """After the dispatch that reached ``step``: ``save(step)`` at checkpoint
-  steps and the last step; after a SIGTERM (not at the last step) save if
-  not saved, wait for the write and raise :class:`Preempted`."""
-  is_last = step == config.num_steps
-  saved = step % config.checkpoint_every == 0 or is_last
-  if saved:
-    save(step)
-  if sigterm.requested and not is_last:
-    if not saved:
-      save(step)
-    ckpt.wait()
-    raise Preempted(step)
+  def save(self, state, runs, indices, step):
+    for i in indices:
+      r = runs[i]
+      r.files.save(step, state, r.iterator.get_state(), r.chunks, r.rollbacks)
 
 
-def host_means(chunks: list[dict]) -> dict:
-  """Mean of each metric over all steps in the stacked per-dispatch chunks."""
-  keys = chunks[0].keys()
-  return {k: float(np.mean(np.concatenate([np.atleast_1d(c[k]) for c in chunks])))
-          for k in keys}
+class Vmapped:
+  """How the loop runs a group: runs that differ only in their seed, stacked
+  along a leading axis and trained as one ``vmap``-ed program on one
+  device."""
+  group = True
+
+  def __init__(self, task):
+    self.task = task
+    config = task.config
+    train_step = task.make_train_step()
+    self.multi_step = jax.jit(
+        jax.vmap(task_lib.make_multi_step(train_step, unroll=task.unroll)),
+        donate_argnums=0, compiler_options=task.compiler_options)
+    sample = task.make_sample_fn()
+    n, labels = config.eval_samples, task.eval_labels(config.eval_samples)
+    self.sample = jax.jit(jax.vmap(lambda p, c, k: sample(p, c, k, n, labels)))
+
+  def place(self, state):
+    return state
+
+  def combine(self, states):
+    """Stacks on the host, then one transfer (no per-shape compilations)."""
+    return jax.device_put(jax.tree.map(
+        lambda *xs: np.stack([np.asarray(x) for x in xs]), *states))
+
+  def batch(self, draws):
+    return {n: np.stack([_stack_steps(d, n, self.task.critic_axis)
+                         for d in draws]) for n in self.task.batch_names}
+
+  def keys(self, runs):
+    return jnp.stack([r.keys[1] for r in runs])
+
+  def split(self, metrics):
+    size = len(next(iter(metrics.values())))
+    return [{k: v[i] for k, v in metrics.items()} for i in range(size)]
+
+  def log_inputs(self, state):
+    host = jax.device_get(self.task.log_inputs(state))
+    size = jax.tree.leaves(state)[0].shape[0]
+    return [jax.tree.map(lambda x: x[i], host) for i in range(size)]
+
+  def samples(self, state, runs):
+    params, cols = self.task.sampler_variables(state)
+    eval_keys = jnp.stack([r.keys[2] for r in runs])
+    return list(np.asarray(jax.device_get(self.sample(params, cols,
+                                                      eval_keys))))
+
+  def save(self, state, runs, indices, step):
+    host = jax.device_get(state)
+    for i in indices:
+      r = runs[i]
+      r.files.save(step, jax.device_put(jax.tree.map(lambda x: x[i], host)),
+                   r.iterator.get_state(), r.chunks, r.rollbacks)
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-  """Trains (or resumes) the run in ``workdir``; returns the final metrics.
+def train(task, workdir: str) -> dict:
+  """Trains (or resumes) ``task``'s run in ``workdir`` (its config written
+  or checked there first); returns the final record with ``step``.
 
   Raises:
-    ConfigError: invalid config, or a config that differs from the one the
-      workdir was started with (before anything is compiled).
+    ConfigError: a config that differs from the one the workdir was
+      started with, in a field that may not change on resume.
     DivergenceError: a NaN/Inf loss or gradient (after ``max_rollbacks``
       rollbacks when ``on_divergence='rollback'``); no checkpoint is ever
       written for a diverged state.
     Preempted: SIGTERM arrived; the state was checkpointed first.
     RuntimeError: checkpoints exist but none can be restored.
-
-  A VAE config (``config.family == 'vae'``) is trained by
-  :func:`gan_stability.train.vae.train_vae` under the same contract.
   """
-  if config.get('family', 'gan') == 'vae':
-    from gan_stability.train import vae  # pylint: disable=g-import-not-at-top
-    return vae.train_vae(config, workdir)
-  config_lib.validate(config)
-  os.makedirs(workdir, exist_ok=True)
-  check_config_file(config, workdir)
+  workdir_lib.check_config_file(task.config, workdir)
+  program = OnMesh(task)
+  (result,) = _train(task, program, [_open_run(task, task.config, workdir)],
+                     prefix='')
+  return result
 
-  mesh = parallel.make_mesh(config.num_devices)
-  evaluator = evaluation.make_evaluator(config, workdir=workdir)
-  iterator = data_lib.make_iterator(config, seed=config.seed)
-  data_shape = iterator.element_shape
-  generator, discriminator = models.build(config.model, data_shape)
 
-  root = jax.random.key(config.seed)
-  init_key, train_key, eval_key = jax.random.split(root, 3)
-  repl = parallel.replicated(mesh)
-  def fresh_state():
-    return jax.device_put(state_lib.init_state(
-        config, generator, discriminator, init_key, data_shape), repl)
-  state = fresh_state()
+def train_group(task, configs: Sequence[Any], workdirs: Sequence[str], *,
+                prefix: str = '') -> list[dict]:
+  """Trains (or resumes) ``configs`` (``task.config`` with other seeds) as
+  one vmapped program; every run resumes from its own checkpoint, which must
+  all be of one step.
 
-  ckpt = Checkpointer(os.path.join(workdir, 'checkpoints'),
-                      max_to_keep=config.keep_checkpoints)
-  writer = writers.MetricWriter(workdir, tensorboard=config.write_tensorboard)
-  template = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
-      state)
-  start, state, meta, skipped = ckpt.restore_latest(state)
-  chunks: list[dict] = []
-  rollbacks = 0
-  if start is not None:
-    iterator.set_state(meta['data'])
-    chunks = pending_from_json(meta.get('pending'))
-    rollbacks = meta.get('rollbacks', 0)
-    logging.info('resumed %s at step %d', workdir, start)
-    writer.truncate_after(start)
-    if skipped:
-      writer.write(start, {'restored_from': start,
-                           'unreadable_checkpoints': skipped})
-  else:
-    start = 0
-    writer.truncate_after(0)
+  Returns:
+    Per run: its final record with ``step`` and ``status='ok'``, or
+    ``{'status': 'single', 'step': ..., 'reason': ...}`` for a run that left
+    the group (it diverged, or its checkpoint does not restore) and is to be
+    finished alone with :func:`train`.
+  """
+  for c, wd in zip(configs, workdirs):
+    workdir_lib.check_config_file(c, wd)
+  runs = [_open_run(task, c, wd) for c, wd in zip(configs, workdirs)]
+  return _train(task, Vmapped(task), runs, prefix=prefix)
 
-  def save(step):
-    ckpt.save(step, state, {'data': iterator.get_state(), 'step': step,
-                            'pending': pending_to_json(chunks),
-                            'rollbacks': rollbacks})
 
-  batch_axis = 2  # [k, n_critic, B, ...]
-  bsharding = parallel.batch_sharding(mesh, batch_axis)
-  num_classes = config.model.get('num_classes', 0)
-  # Labels [k, n_critic, B] are split over devices like the images.
-  batch_shardings = ({'x': bsharding, 'label': bsharding} if num_classes
-                     else {'x': bsharding})
-  latent_sharding = parallel.batch_sharding(mesh, 0)
-  train_step = step_lib.make_train_step(config, generator, discriminator,
-                                        latent_sharding=latent_sharding)
-  multi_step = jax.jit(step_lib.make_multi_step(
-      train_step, unroll=step_lib.resolve_loop_impl(config)),
-                       in_shardings=(repl, batch_shardings, repl),
-                       out_shardings=(repl, repl), donate_argnums=0,
-                       compiler_options=compile_options.compiler_options(
-                           config.get('cpu_ynn_fusions', 'xla')))
-  sample = jax.jit(step_lib.make_sample_fn(generator, config.model.z_dim),
-                   static_argnums=3)
-  # Conditional models: a fixed class per row of the sample grid.
-  eval_labels = step_lib.sample_labels(config, config.eval_samples)
+def _resume(task, program, runs) -> tuple[int, Any]:
+  """Restores every run; returns the common start step and the state."""
+  states, start = [], None
+  for r in runs:
+    fresh = program.place(task.init_state(r.keys[0]))
+    try:
+      step, state, meta = r.files.resume(fresh, fallback=not program.group)
+    except RuntimeError as e:
+      if not program.group:
+        raise
+      r.handed_back = {'status': 'single', 'step': r.files.ckpt.latest_step(),
+                       'reason': str(e)}
+      state, step, meta = fresh, None, None
+    if meta is not None:
+      r.iterator.set_state(meta['data'])
+      r.chunks = workdir_lib.pending_from_json(meta.get('pending'))
+      r.rollbacks = meta.get('rollbacks', 0)
+    if step is not None:
+      if start is not None and step != start:
+        raise ValueError(f'train_group: the runs resume at different steps '
+                         f'({start} and {step}); group them by step')
+      start = step
+    states.append(state)
+  return start or 0, program.combine(states)
 
-  def evaluate(state, step):
-    g_params = state_lib.eval_generator_params(state)
-    samples = np.asarray(jax.device_get(
-        sample(g_params, state.g_collections, eval_key, config.eval_samples,
-               eval_labels)))
-    sample_dir = None
-    if config.write_samples and jax.process_index() == 0:
-      sample_dir = os.path.join(workdir, 'samples')
-      os.makedirs(sample_dir, exist_ok=True)
-    return evaluator(samples, step, sample_dir=sample_dir, writer=writer), samples
 
-  monitor = dynamics.DynamicsMonitor(
-      grad_factor=config.get('alarm_grad_factor', 0.0),
-      collapse_ratio=config.get('alarm_collapse_ratio', 0.0))
-  for rec in writer.records():  # a resumed run's alarms see its history
-    if not rec.get('evaluate_only'):
-      monitor.update(rec)
-  progress = writers.Progress(config.num_steps, start)
-  step = start
-  last: dict = {}
-  k_max = config.steps_per_dispatch
-  on_divergence = config.get('on_divergence', 'stop')
-  max_rollbacks = config.get('max_rollbacks', 0)
-  sigterm = SigtermFlag().__enter__()
+def _train(task, program, runs: list[_Run], *, prefix: str) -> list[dict]:
+  sigterm = workdir_lib.SigtermFlag().__enter__()
   try:
-    while step < config.num_steps:
-      # After a rollback the keys are re-drawn (the rollback count is folded
-      # in); without one the stream is that of the seed and the step alone.
-      run_key = (train_key if rollbacks == 0
-                 else jax.random.fold_in(train_key, rollbacks))
-      k = min(k_max, config.num_steps - step)
-      draws = [[next(iterator) for _ in range(config.n_critic)]
-               for _ in range(k)]
-      if num_classes:  # {'x', 'label'} per draw
-        batch = {name: parallel.global_batch(
-            np.stack([np.stack([d[name] for d in row]) for row in draws]),
-            bsharding, batch_axis) for name in ('x', 'label')}
-      else:
-        batch = {'x': parallel.global_batch(np.stack([np.stack(row)
-                                                      for row in draws]),
-                                            bsharding, batch_axis)}
-      new_state, metrics = multi_step(state, batch, run_key)
-      metrics = jax.device_get(metrics)  # waits: one sync per dispatch
-      bad = [name for name, v in metrics.items()
-             if not np.all(np.isfinite(v))]
-      if bad:
-        first = int(np.argmax(~np.isfinite(metrics[bad[0]])))
-        network = 'discriminator' if bad[0].startswith('d') else 'generator'
-        record = {'diverged': True, 'bad_metrics': bad, 'network': network,
-                  **{n: float(np.asarray(metrics[n])[first]) for n in bad}}
-        ckpt.wait()
-        if on_divergence == 'rollback' and rollbacks < max_rollbacks:
-          # Back to the last good checkpoint (or the initial state); the data
-          # iterator keeps going, so the batches that diverged are skipped.
-          rollbacks += 1
-          good = ckpt.latest_step()
-          if good is None:
-            good, state, chunks = 0, fresh_state(), []
-          else:
-            state, meta = ckpt.restore(good, template)
-            chunks = pending_from_json(meta.get('pending'))
-          writer.truncate_after(good)
-          writer.write(good, {**record, 'diverged_at': step + first + 1,
-                              'rollback': rollbacks})
-          logging.warning('non-finite %s at step %d (%s); rolled back to step '
-                          '%d (rollback %d of %d)', bad, step + first + 1,
-                          network, good, rollbacks, max_rollbacks)
-          step = good
-          continue
-        writer.write(step + first + 1, record)
-        raise DivergenceError(
-            f'non-finite {bad} at step {step + first + 1} ({network} first); '
-            f'last checkpoint kept at step {ckpt.latest_step()}'
-            + (f' after {rollbacks} rollbacks' if rollbacks else ''))
-      state = new_state
-      step += k
-      chunks.append(metrics)
-      is_last = step == config.num_steps
-      if step % config.log_every == 0 or is_last:
-        record = host_means(chunks)
-        chunks = []
-        if config.get('log_sigmas', False):
-          record.update(dynamics.layer_sigmas(
-              jax.device_get(state.d_params),
-              jax.device_get(state.d_collections.get(SPECTRAL_STATS)),
-              prefix='d_sigma/'))
-        if step % config.eval_every == 0 or is_last:
-          record.update(evaluate(state, step)[0])
-        alarms = monitor.update(record)
-        if alarms:
-          record['alarms'] = alarms
-          logging.warning('step %d: alarms %s', step, alarms)
-        writer.write(step, record)
-        progress.report(step, record)
-        last = record
-      checkpoint_or_stop(config, step, save, sigterm, ckpt)
+    return _train_runs(task, program, runs, sigterm, prefix)
   finally:
     sigterm.__exit__()
-    ckpt.close()
-    writer.close()
-  if not last:  # resumed a finished run: report its final evaluation
-    last = dict(evaluate(state, step)[0])
-  last['step'] = step
-  return last
+    for r in runs:
+      r.files.close()
 
 
-def final_samples(config, workdir: str) -> np.ndarray:
-  """``config.eval_samples`` samples of the latest checkpoint in ``workdir``
-  (no training), from the evaluation key of the run."""
-  from gan_stability.train import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
-  config_lib.validate(config)
-  eval_key = jax.random.split(jax.random.key(config.seed), 3)[2]
-  sample_fn, _ = evaluate_lib.restore_generator(config, workdir)
-  return sample_fn(eval_key, config.eval_samples)
+def _roll_back_or_stop(task, program, r: _Run, bad: list[str], values: dict,
+                       at: int, template) -> tuple[Any, int]:
+  """The divergence policy of a single run whose metrics ``bad`` became
+  non-finite (``values``) at step ``at``: returns the state and step to go
+  on from after a rollback, or raises DivergenceError after writing the
+  ``diverged`` record. No checkpoint of a diverged state is ever written."""
+  blame = task.blame(bad)
+  record = {'diverged': True, 'bad_metrics': bad, **blame, **values}
+  r.files.ckpt.wait()
+  if task.on_divergence == 'rollback' and r.rollbacks < task.max_rollbacks:
+    # Back to the last good checkpoint (or the initial state); the data
+    # iterator keeps going, so the batches that diverged are skipped.
+    r.rollbacks += 1
+    good = r.files.ckpt.latest_step()
+    if good is None:
+      good, r.chunks = 0, []
+      state = program.place(task.init_state(r.keys[0]))
+    else:
+      state, meta = r.files.ckpt.restore(good, template)
+      r.chunks = workdir_lib.pending_from_json(meta.get('pending'))
+    r.files.writer.truncate_after(good)
+    r.files.writer.write(good, {**record, 'diverged_at': at,
+                                'rollback': r.rollbacks})
+    logging.warning('non-finite %s at step %d %s; rolled back to step %d '
+                    '(rollback %d of %d)', bad, at, blame, good, r.rollbacks,
+                    task.max_rollbacks)
+    return state, good
+  r.files.writer.write(at, record)
+  first_net = f' ({blame["network"]} first)' if blame else ''
+  raise DivergenceError(
+      f'non-finite {bad} at step {at}{first_net}; last checkpoint kept at '
+      f'step {r.files.ckpt.latest_step()}'
+      + (f' after {r.rollbacks} rollbacks' if r.rollbacks else ''))
+
+
+def _train_runs(task, program, runs, sigterm, prefix) -> list[dict]:
+  """The loop of :func:`_train` (which closes the runs' files)."""
+  config = task.config
+  start, state = _resume(task, program, runs)
+  active = [i for i, r in enumerate(runs) if r.handed_back is None]
+  if not active:
+    return [r.handed_back for r in runs]
+  if not program.group:  # for a rollback to a checkpoint
+    template = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+        state)
+  for r in runs:
+    r.monitor = dynamics.DynamicsMonitor(
+        grad_factor=task.alarm_grad_factor,
+        collapse_ratio=task.alarm_collapse_ratio)
+    for rec in r.files.writer.records():  # a resumed run's alarms see its history
+      if not rec.get('evaluate_only'):
+        r.monitor.update(rec)
+
+  def evaluate(state, step, indices) -> dict[int, dict]:
+    samples = program.samples(state, runs)
+    return {i: runs[i].evaluator(samples[i], step,
+                                 sample_dir=runs[i].files.sample_dir(),
+                                 writer=runs[i].files.writer)
+            for i in indices}
+
+  progress = writers.Progress(config.num_steps, start, prefix=prefix)
+  step = start
+  while step < config.num_steps and active:
+    k = min(config.steps_per_dispatch, config.num_steps - step)
+    draws = [[[next(r.iterator) for _ in range(task.draws_per_step)]
+              for _ in range(k)] for r in runs]
+    new_state, metrics = program.multi_step(state, program.batch(draws),
+                                            program.keys(runs))
+    per_run = program.split(jax.device_get(metrics))  # one sync per dispatch
+    rolled_back = False
+    for i in list(active):
+      r, m = runs[i], per_run[i]
+      bad = [name for name, v in m.items() if not np.all(np.isfinite(v))]
+      if not bad:
+        continue
+      first = int(np.argmax(~np.isfinite(m[bad[0]])))
+      at = step + first + 1
+      if program.group:  # the run finishes alone, under train's policy
+        r.handed_back = {'status': 'single', 'step': at,
+                         'reason': f'non-finite {bad} at step {at}'}
+        active.remove(i)
+        continue
+      values = {n: float(np.asarray(m[n])[first]) for n in bad}
+      state, step = _roll_back_or_stop(task, program, r, bad, values, at,
+                                       template)
+      rolled_back = True
+    if rolled_back:
+      continue
+    state = new_state
+    step += k
+    for i in active:
+      runs[i].chunks.append(per_run[i])
+    is_last = step == config.num_steps
+    if active and (step % config.log_every == 0 or is_last):
+      records = {i: workdir_lib.host_means(runs[i].chunks) for i in active}
+      for r in runs:
+        r.chunks = []
+      extras = program.log_inputs(state)
+      for i in active:
+        records[i].update(task.log_extras(extras[i]))
+      if step % config.eval_every == 0 or is_last:
+        for i, result in evaluate(state, step, active).items():
+          records[i].update(result)
+      for i in active:
+        alarms = runs[i].monitor.update(records[i])
+        if alarms:
+          records[i]['alarms'] = alarms
+          logging.warning('%s step %d: alarms %s', runs[i].files.workdir,
+                          step, alarms)
+        runs[i].files.writer.write(step, records[i])
+        runs[i].last = records[i]
+      progress.report(step, [records[i] for i in active])
+    stop = sigterm.requested and not is_last
+    if active and (step % config.checkpoint_every == 0 or is_last or stop):
+      program.save(state, runs, active, step)
+    if stop:
+      for r in runs:
+        r.files.ckpt.wait()
+      raise Preempted(step)
+  missing = [i for i in active if runs[i].last is None]
+  if missing:  # resumed finished runs: report their final evaluation
+    for i, result in evaluate(state, step, missing).items():
+      runs[i].last = dict(result)
+  out = []
+  for r in runs:
+    if r.handed_back is not None:
+      out.append(r.handed_back)
+    else:
+      out.append({**r.last, 'step': step,
+                  **({'status': 'ok'} if program.group else {})})
+  return out

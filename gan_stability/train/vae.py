@@ -1,50 +1,33 @@
-"""The VAE baseline: state, train step and ``train_vae(config, workdir)``.
+"""The VAE baseline as a training task: state, train step, sampler.
 
 A variational auto-encoder (Kingma & Welling 2014; class-conditional: Sohn
 et al. 2015) on the GANs' data, with the GANs' networks
 (:mod:`gan_stability.models.vae`: the DCGAN generator as decoder, the DCGAN
 discriminator body as encoder), trained by Adam on the negative ELBO of
-:mod:`gan_stability.elbo`, and evaluated by the same evaluator as the GANs
-(:mod:`gan_stability.evaluation`: Stacked-MNIST modes, FID / KID,
-precision / recall, density / coverage, ...). Samples are the decoder means
-``tanh(h(z))`` of ``z ~ N(0, I)``.
+:mod:`gan_stability.elbo`, and evaluated by the same evaluators as the GANs
+(:mod:`gan_stability.eval`). Samples are the decoder means ``tanh(h(z))`` of
+``z ~ N(0, I)``.
 
-The workdir contract is the GANs' (``gan_stability/train/loop.py``):
-``config.json``, ``metrics.jsonl`` (``neg_elbo``, ``nll``, ``kl_prior``: nats per
-image, ``grad_norm``, ``param_norm``, and the evaluation metrics),
-``samples/``, ``checkpoints/``; rerunning resumes exactly (the data position,
-optimiser state and step are restored; the key of step ``s`` is
-``fold_in(train_key, s)``). SIGTERM checkpoints and raises ``Preempted``; a
-non-finite loss raises ``DivergenceError`` without checkpointing.
-The batch is split over ``config.num_devices`` devices (``jit`` with a
-``'data'`` mesh), so the batch-norm statistics and the loss are those of the
-global batch, whatever the device count.
+The training loop and the workdir contract are the GANs'
+(:mod:`gan_stability.train.loop`): ``metrics.jsonl`` has ``neg_elbo``,
+``nll``, ``kl_prior`` (nats per image), ``grad_norm``, ``param_norm`` and
+the evaluation metrics; the key of step ``s`` is ``fold_in(train_key, s)``;
+a non-finite loss stops the run. The batch is split over
+``config.num_devices`` devices, so the batch-norm statistics and the loss
+are those of the global batch, whatever the device count.
 """
 
 from __future__ import annotations
-
-import os
 
 import flax
 import flax.struct
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
-from absl import logging
 
-from gan_stability import config as config_lib
-from gan_stability import data as data_lib
-from gan_stability import elbo, evaluation, writers
-from gan_stability import checkpoint
-from gan_stability.checkpoint import Checkpointer
+from gan_stability import elbo, optimizers
 from gan_stability.models import vae as vae_models
-from gan_stability.kernels import compile_options
-from gan_stability.train import loop, parallel
-from gan_stability.train import state as state_lib
-from gan_stability.train import step as step_lib
-
-SAMPLE_CHUNK = 1000
+from gan_stability.train import task as task_lib
 
 
 @flax.struct.dataclass
@@ -67,8 +50,8 @@ class VAEState:
 def make_optimizer(config) -> optax.GradientTransformation:
   """``config.optimizer`` (adam | rmsprop | sgd) at ``optimizer.lr``,
   optionally decayed linearly to 0 over ``num_steps``."""
-  return state_lib.make_optimizer(config.optimizer, config.optimizer.lr,
-                                  config.num_steps)
+  return optimizers.make_optimizer(config.optimizer, config.optimizer.lr,
+                                   config.num_steps)
 
 
 def _cond(labels) -> dict:
@@ -152,134 +135,26 @@ def make_sample_fn(decoder, z_dim: int):
   return sample
 
 
-def _build(config):
-  iterator = data_lib.make_iterator(config, seed=config.seed)
-  data_shape = iterator.element_shape
-  decoder, encoder = vae_models.build(config.model, data_shape)
-  return iterator, data_shape, decoder, encoder
+class VAETask(task_lib.Task):
+  """A VAE run of ``config`` (``family='vae'``) for the training loop."""
 
+  def __init__(self, config, data_shape: tuple[int, ...]):
+    self.config = config
+    self.data_shape = tuple(data_shape)
+    self.decoder, self.encoder = vae_models.build(config.model,
+                                                  self.data_shape)
+    self.batch_names = ('x', 'label') if config.model.num_classes else ('x',)
 
-def train_vae(config, workdir: str) -> dict:
-  """Trains (or resumes) the VAE run in ``workdir``; returns the final
-  metrics (the last log record, with the evaluation).
+  def init_state(self, key):
+    return init_state(self.config, self.decoder, self.encoder, key,
+                      self.data_shape)
 
-  Raises:
-    ConfigError: invalid config, or one that differs from the workdir's.
-    DivergenceError: a non-finite loss or gradient norm.
-    Preempted: SIGTERM arrived; the state was checkpointed first.
-  """
-  config_lib.validate(config)
-  os.makedirs(workdir, exist_ok=True)
-  loop.check_config_file(config, workdir)
+  def make_train_step(self, *, latent_sharding=None):
+    del latent_sharding  # the VAE draws its noise per example, unsharded
+    return make_train_step(self.config, self.decoder, self.encoder)
 
-  mesh = parallel.make_mesh(config.num_devices)
-  evaluator = evaluation.make_evaluator(config, workdir=workdir)
-  iterator, data_shape, decoder, encoder = _build(config)
-  init_key, train_key, eval_key = jax.random.split(
-      jax.random.key(config.seed), 3)
-  repl = parallel.replicated(mesh)
-  state = jax.device_put(init_state(config, decoder, encoder, init_key,
-                                    data_shape), repl)
-  ckpt = Checkpointer(os.path.join(workdir, 'checkpoints'),
-                      max_to_keep=config.keep_checkpoints)
-  writer = writers.MetricWriter(workdir, tensorboard=config.write_tensorboard)
-  start, state, meta, _ = ckpt.restore_latest(state)
-  chunks: list[dict] = []
-  if start is not None:
-    iterator.set_state(meta['data'])
-    chunks = loop.pending_from_json(meta.get('pending'))
-    logging.info('resumed %s at step %d', workdir, start)
-    writer.truncate_after(start)
-  else:
-    start = 0
-    writer.truncate_after(0)
+  def make_sample_fn(self):
+    return make_sample_fn(self.decoder, self.config.model.z_dim)
 
-  batch_axis = 1  # [k, B, ...]
-  bsharding = parallel.batch_sharding(mesh, batch_axis)
-  conditional = bool(config.model.num_classes)
-  names = ('x', 'label') if conditional else ('x',)
-  multi_step = jax.jit(
-      step_lib.make_multi_step(make_train_step(config, decoder, encoder),
-                               unroll=step_lib.resolve_loop_impl(config)),
-      in_shardings=(repl, {n: bsharding for n in names}, repl),
-      out_shardings=(repl, repl), donate_argnums=0,
-      compiler_options=compile_options.compiler_options(
-          config.get('cpu_ynn_fusions', 'xla')))
-  sample = jax.jit(make_sample_fn(decoder, config.model.z_dim),
-                   static_argnums=3)
-  eval_labels = step_lib.sample_labels(config, config.eval_samples)
-
-  def evaluate(state, step):
-    samples = np.asarray(jax.device_get(sample(
-        state.params['decoder'], state.dec_collections, eval_key,
-        config.eval_samples, eval_labels)))
-    sample_dir = None
-    if config.write_samples and jax.process_index() == 0:
-      sample_dir = os.path.join(workdir, 'samples')
-      os.makedirs(sample_dir, exist_ok=True)
-    return evaluator(samples, step, sample_dir=sample_dir, writer=writer)
-
-  def save(step):
-    ckpt.save(step, state, {'data': iterator.get_state(), 'step': step,
-                            'pending': loop.pending_to_json(chunks)})
-
-  progress = writers.Progress(config.num_steps, start)
-  step, last = start, {}
-  sigterm = loop.SigtermFlag().__enter__()
-  try:
-    while step < config.num_steps:
-      k = min(config.steps_per_dispatch, config.num_steps - step)
-      draws = [next(iterator) for _ in range(k)]
-      if conditional:
-        batch = {n: np.stack([d[n] for d in draws]) for n in names}
-      else:
-        batch = {'x': np.stack(draws)}
-      batch = {n: parallel.global_batch(a, bsharding, batch_axis)
-               for n, a in batch.items()}
-      new_state, metrics = multi_step(state, batch, train_key)
-      metrics = jax.device_get(metrics)  # one sync per dispatch
-      bad = [n for n, val in metrics.items() if not np.all(np.isfinite(val))]
-      if bad:
-        first = int(np.argmax(~np.isfinite(metrics[bad[0]])))
-        writer.write(step + first + 1, {'diverged': True, 'bad_metrics': bad})
-        ckpt.wait()
-        raise loop.DivergenceError(
-            f'non-finite {bad} at step {step + first + 1}; last checkpoint '
-            f'kept at step {ckpt.latest_step()}')
-      state = new_state
-      step += k
-      chunks.append(metrics)
-      is_last = step == config.num_steps
-      if step % config.log_every == 0 or is_last:
-        record = loop.host_means(chunks)
-        chunks = []
-        if step % config.eval_every == 0 or is_last:
-          record.update(evaluate(state, step))
-        writer.write(step, record)
-        progress.report(step, record)
-        last = record
-      loop.checkpoint_or_stop(config, step, save, sigterm, ckpt)
-  finally:
-    sigterm.__exit__()
-    ckpt.close()
-    writer.close()
-  if not last:  # resumed a finished run
-    last = dict(evaluate(state, step))
-  last['step'] = step
-  return last
-
-
-def restore_sampler(config, workdir: str, step: int | None = None):
-  """``(sample_fn, step)``: ``sample_fn(key, n, labels=None)`` draws ``n``
-  decoder means from checkpoint ``step`` (default: the latest). Labels
-  default to the evaluation grid's (:func:`step.sample_labels`)."""
-  _, data_shape, decoder, encoder = _build(config)
-  state = init_state(config, decoder, encoder,
-                     jax.random.split(jax.random.key(config.seed), 3)[0],
-                     data_shape)
-  state, step = checkpoint.restore_run_state(workdir, state, step)
-  sample = jax.jit(make_sample_fn(decoder, config.model.z_dim),
-                   static_argnums=3)
-  return step_lib.chunked_sampler(
-      lambda key, m, y: sample(state.params['decoder'], state.dec_collections,
-                               key, m, y), config, SAMPLE_CHUNK), step
+  def sampler_variables(self, state):
+    return state.params['decoder'], state.dec_collections

@@ -5,8 +5,8 @@ unchanged.
 ``unconditional.npz`` was written by ``python tests/golden/unconditional_snapshot.py``
 on commit a808f79, *before* conditional support existed (so it records the
 old behaviour, not the new one); ``tests/test_conditional.py`` recomputes
-:func:`snapshot` with the current code and compares. Only APIs that existed
-then are used here.
+:func:`snapshot` with the current code and compares. Only functions that
+existed then are used here (under their current module names).
 """
 
 import os
@@ -46,7 +46,7 @@ def snapshot(parts=PARTS) -> dict:
   the spectrally normalised DCGAN-28 (only the ``parts`` asked for; the
   random inputs are drawn for all of them, in order)."""
   from gan_stability import models
-  from gan_stability.train import state as state_lib, step as step_lib
+  from gan_stability.train import gan as gan_lib
   out = {}
   rng = np.random.default_rng(0)
   for name, shape, gw, dw in MODELS:
@@ -76,8 +76,8 @@ def snapshot(parts=PARTS) -> dict:
       optimizer=dict(name='adam', g_lr=1e-4, d_lr=1e-4, b1=0.0, b2=0.9,
                      lr_schedule='constant')))
   g, d = models.build(c.model, (28, 28, 1))
-  state = state_lib.init_state(c, g, d, jax.random.key(3), (28, 28, 1))
-  step = jax.jit(step_lib.make_train_step(c, g, d))
+  state = gan_lib.init_state(c, g, d, jax.random.key(3), (28, 28, 1))
+  step = jax.jit(gan_lib.make_train_step(c, g, d))
   state, metrics = step(state, batch, jax.random.key(4))
   for k in ('d_loss', 'g_loss', 'penalty', 'd_real', 'd_fake'):
     out[f'step/{k}'] = np.asarray(metrics[k])

@@ -1,13 +1,13 @@
-"""The GAN train step: ``(state, batch, key) -> (state, metrics)``, pure.
+"""The GAN task: state, pure train step and sampler.
 
 One train step is ``n_critic`` discriminator updates, each on its own real
 batch, followed by one generator update; ``state.step`` counts generator
 updates. The recipe (losses, penalty, optimisers, clipping, EMA) is fixed by
 the config when the step is built; nothing branches on strings at run time.
 
-Data parallelism: the step contains no collectives of its own. It is
-jit-compiled with the state replicated and the batch sharded along its batch
-axis over a ``'data'`` mesh axis (see :mod:`gan_stability.train.parallel`);
+Data parallelism: the step contains no collectives of its own. The loop
+jit-compiles it with the state replicated and the batch sharded along its
+batch axis over a ``'data'`` mesh axis (:mod:`gan_stability.train.parallel`);
 XLA's SPMD partitioner inserts the all-reduces. The latents are drawn for the
 whole global batch and constrained to the same sharding, so with
 ``jax_threefry_partitionable`` (the default) every device count sees the same
@@ -18,9 +18,10 @@ Class-conditional models (``config.model.num_classes = K > 0``):
 holds the real labels; the fake labels are uniform on ``{0, ..., K-1}``,
 drawn as ``randint(fold_in(k_z, FAKE_LABEL_STREAM), [B], 0, K)`` where
 ``k_z`` is the key of that update's latents (so the latents, and every other
-key, are the unconditional ones). G and D receive the labels; the gradient
-penalty sees D with labels closed over: the fake labels for R2 (on fake
-samples), the real labels for R1 (on data) and for GP, whose interpolates
+key, are the unconditional ones). G and D receive the labels; the penalty
+sees D with labels closed over, chosen by where the penalty registry says it
+is evaluated (``Penalty.at``): the fake labels on fake samples (R2), the
+real labels on data (R1) and on interpolates (GP), whose
 ``eps x + (1 - eps) G(z, y_fake)`` are evaluated at the real example's class
 (the penalty functions themselves know nothing of labels).
 """
@@ -29,13 +30,16 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import flax
+import flax.struct
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from gan_stability import kernels, losses, penalties
-from gan_stability.train.state import GANState, make_optimizers
+from gan_stability import losses, models, optimizers, penalties
+from gan_stability.metrics import dynamics
+from gan_stability.models import SPECTRAL_STATS
+from gan_stability.train import task as task_lib
 
 Metrics = dict[str, jax.Array]
 
@@ -43,12 +47,74 @@ Metrics = dict[str, jax.Array]
 FAKE_LABEL_STREAM = 0x4C41424C  # 'LABL'
 
 
-def resolve_loop_impl(config) -> bool:
-  """Whether the ``n_critic`` and ``steps_per_dispatch`` loops are unrolled
-  (``config.loop_impl``, :func:`gan_stability.kernels.unroll_loops`)."""
-  return kernels.unroll_loops(
-      config.get('loop_impl', 'auto'), conv_model=config.model.name != 'mlp',
-      conv_impl=config.model.get('conv_impl', 'auto'))
+@flax.struct.dataclass
+class GANState:
+  """All mutable training state, as one pytree.
+
+  Attributes:
+    step: number of completed generator updates (int32 scalar).
+    g_params, d_params: network parameters.
+    g_opt_state, d_opt_state: optax states of the two optimisers.
+    g_collections: G's non-parameter collections (e.g. ``batch_stats``).
+    d_collections: D's non-parameter collections (e.g. ``spectral_stats``,
+      the power-iteration vectors of spectral norm).
+    g_ema_params: exponential moving average of ``g_params`` (``None`` when
+      ``config.ema_decay == 0``).
+  """
+  step: jax.Array
+  g_params: Any
+  d_params: Any
+  g_opt_state: Any
+  d_opt_state: Any
+  g_collections: Any
+  d_collections: Any
+  g_ema_params: Any
+
+
+def make_optimizers(config) -> tuple[optax.GradientTransformation,
+                                     optax.GradientTransformation]:
+  """(G optimiser, D optimiser) from ``config.optimizer``.
+
+  With ``lr_schedule='linear'`` the rate decays linearly to 0 over
+  ``num_steps`` generator updates (the D schedule counts its
+  ``n_critic * num_steps`` updates).
+  """
+  o = config.optimizer
+  return (optimizers.make_optimizer(o, o.g_lr, config.num_steps),
+          optimizers.make_optimizer(o, o.d_lr,
+                                    config.num_steps * config.n_critic))
+
+
+def init_state(config, generator, discriminator, key: jax.Array,
+               data_shape: tuple[int, ...]) -> GANState:
+  """Initial state (unsharded); a pure function of ``key`` and the config."""
+  g_opt, d_opt = make_optimizers(config)
+  kg, kd = jax.random.split(key)
+  pack = config.model.packing
+  z = jnp.zeros((pack, config.model.z_dim), jnp.float32)
+  x = jnp.zeros((pack,) + tuple(data_shape), jnp.float32)
+  # Class-conditional models take labels; unconditional ones are initialised
+  # exactly as before (no labels argument).
+  cond = ({'labels': jnp.zeros((pack,), jnp.int32)}
+          if config.model.get('num_classes', 0) else {})
+  g_vars = flax.core.unfreeze(generator.init(kg, z, train=False, **cond))
+  d_vars = flax.core.unfreeze(discriminator.init(kd, x, update_stats=False,
+                                                 **cond))
+  g_params, d_params = g_vars.pop('params'), d_vars.pop('params')
+  return GANState(
+      step=jnp.zeros((), jnp.int32),
+      g_params=g_params, d_params=d_params,
+      g_opt_state=g_opt.init(g_params), d_opt_state=d_opt.init(d_params),
+      g_collections=g_vars, d_collections=d_vars,
+      # A copy, not an alias: the train step donates the state's buffers.
+      g_ema_params=(jax.tree.map(jnp.copy, g_params)
+                    if config.ema_decay > 0 else None),
+  )
+
+
+def eval_generator_params(state: GANState):
+  """The G parameters to evaluate with: the EMA when kept, else the live ones."""
+  return state.g_ema_params if state.g_ema_params is not None else state.g_params
 
 
 def _mean(x):
@@ -74,7 +140,10 @@ def make_train_step(config, generator, discriminator, *,
     discriminator update ``i``.
   """
   d_loss_fn, g_loss_fn = losses.get_losses(config.loss)
-  penalty_fn = penalties.get_penalty(config.penalty, target=config.gp_target)
+  penalty = penalties.PENALTIES.get(config.penalty)
+  penalty_fn = penalties.get_penalty(
+      config.penalty, **{arg: config[field] for arg, field in (
+          penalty.params.items() if penalty else ())})
   penalty_weight = float(config.penalty_weight)
   d_clip = float(config.d_clip)
   ema_decay = float(config.ema_decay)
@@ -82,9 +151,9 @@ def make_train_step(config, generator, discriminator, *,
   z_dim = config.model.z_dim
   num_classes = int(config.model.get('num_classes', 0))
   # Which labels the penalty's D sees (see the module docstring).
-  penalty_on_fake = config.penalty == 'r2'
+  penalty_on_fake = penalty is not None and penalty.at == 'fake'
   g_opt, d_opt = make_optimizers(config)
-  unroll = resolve_loop_impl(config)
+  unroll = task_lib.loop_unroll(config)
 
   def constrain(x):
     if latent_sharding is None:
@@ -221,25 +290,6 @@ def make_train_step(config, generator, discriminator, *,
   return train_step
 
 
-def make_multi_step(train_step, *, unroll: bool = False):
-  """Fuses ``k`` train steps into one call: ``(state, batches, root_key)``.
-
-  ``batches['x']`` has shape ``[k, n_critic, B, ...]``; step ``s`` uses the key
-  ``fold_in(root_key, s)`` with ``s = state.step`` before that step, so the
-  key stream depends only on the root key and the step (resumable, and
-  independent of ``k``). Returns the final state and metrics stacked ``[k]``.
-  ``unroll`` emits the ``k`` steps as straight-line code instead of a scan
-  (see :func:`resolve_loop_impl`).
-  """
-
-  def multi_step(state, batches, root_key):
-    def body(st, batch):
-      return train_step(st, batch, jax.random.fold_in(root_key, st.step))
-    return jax.lax.scan(body, state, batches, unroll=unroll)
-
-  return multi_step
-
-
 def make_sample_fn(generator, z_dim: int):
   """``sample(g_params, g_collections, key, n, labels=None) -> [n, ...]`` in
   eval mode; ``labels`` (int ``[n]``) only for class-conditional G."""
@@ -253,52 +303,50 @@ def make_sample_fn(generator, z_dim: int):
   return sample
 
 
-def grid_labels(n: int, *, samples_per_row: int, num_classes: int):
-  """int32 ``[n]`` labels of a conditional sample grid, or None for
-  ``num_classes == 0``: sample ``i`` sits in row ``i // samples_per_row`` and
-  gets class ``row mod num_classes`` (class k in row k, k + K, ...). Every
-  class is equally frequent when ``n`` is a multiple of ``samples_per_row *
-  num_classes`` (the conditional configs use a K x K grid): metrics of the
-  class histogram are biased otherwise."""
-  if not num_classes:
-    return None
-  rows = np.arange(n) // samples_per_row
-  return (rows % num_classes).astype(np.int32)
 
 
-def sample_labels(config, n: int):
-  """The labels of ``n`` evaluation samples of ``config``'s model: the
-  :func:`grid_labels` of its sample grid (``config.data.samples_per_row``),
-  or None for an unconditional model."""
-  num_classes = int(config.model.get('num_classes', 0))
-  if not num_classes:
-    return None
-  return grid_labels(n, num_classes=num_classes,
-                     samples_per_row=config.data.samples_per_row)
+class GANTask(task_lib.Task):
+  """A GAN run of ``config`` (the loop's :class:`~gan_stability.train.task.Task`)."""
 
+  def __init__(self, config, data_shape: tuple[int, ...]):
+    self.config = config
+    self.data_shape = tuple(data_shape)
+    self.generator, self.discriminator = models.build(config.model,
+                                                      self.data_shape)
+    self.draws_per_step = config.n_critic
+    self.critic_axis = True
+    self.batch_names = (('x', 'label') if config.model.get('num_classes', 0)
+                        else ('x',))
+    self.on_divergence = config.on_divergence
+    self.max_rollbacks = config.max_rollbacks
+    self.alarm_grad_factor = config.alarm_grad_factor
+    self.alarm_collapse_ratio = config.alarm_collapse_ratio
 
-def chunked_sampler(sample, config, chunk: int):
-  """``sample_fn(key, n, labels=None) -> np.ndarray [n, ...]`` from a jitted
-  ``sample(key, m, labels_or_None)``: ``n`` samples in chunks of at most
-  ``chunk`` (chunk ``i`` uses ``fold_in(key, i)``). A conditional model's
-  labels default to :func:`sample_labels` ``(config, n)``."""
-  conditional = bool(config.model.get('num_classes', 0))
+  def init_state(self, key):
+    return init_state(self.config, self.generator, self.discriminator, key,
+                      self.data_shape)
 
-  def sample_fn(key, n, labels=None):
-    if labels is None:
-      labels = sample_labels(config, n)
-    elif not conditional:
-      raise ValueError('labels=: the model is unconditional '
-                       '(config.model.num_classes=0)')
-    else:
-      labels = np.asarray(labels, np.int32)
-      if labels.shape != (n,):
-        raise ValueError(f'labels=: expected shape ({n},), got {labels.shape}')
-    chunks = []
-    for i, start in enumerate(range(0, n, chunk)):
-      m = min(chunk, n - start)
-      y = None if labels is None else labels[start:start + m]
-      chunks.append(np.asarray(sample(jax.random.fold_in(key, i), m, y)))
-    return np.concatenate(chunks)
+  def make_train_step(self, *, latent_sharding=None):
+    return make_train_step(self.config, self.generator, self.discriminator,
+                           latent_sharding=latent_sharding)
 
-  return sample_fn
+  def make_sample_fn(self):
+    return make_sample_fn(self.generator, self.config.model.z_dim)
+
+  def sampler_variables(self, state):
+    return eval_generator_params(state), state.g_collections
+
+  def log_inputs(self, state):
+    if not self.config.log_sigmas:
+      return None
+    return state.d_params, state.d_collections.get(SPECTRAL_STATS)
+
+  def log_extras(self, host_inputs):
+    if host_inputs is None:
+      return {}
+    d_params, spectral_stats = host_inputs
+    return dynamics.layer_sigmas(d_params, spectral_stats, prefix='d_sigma/')
+
+  def blame(self, bad):
+    return {'network': 'discriminator' if bad[0].startswith('d')
+            else 'generator'}

@@ -1,62 +1,28 @@
-"""Evaluate a run's checkpoint after (or during) training.
+"""Offline evaluation of a run's checkpoint, with the evaluators the loop
+uses.
 
-``evaluate_checkpoint(workdir)`` rebuilds the run from its ``config.json``,
+:func:`evaluate_checkpoint` rebuilds the run from its ``config.json``,
 restores the latest (or a given) checkpoint, draws ``num_samples`` samples
-from the evaluation generator (the EMA weights when the run keeps them) and
-computes the metrics the config asks for (``config.eval.metrics`` for
-images, mode coverage for the 2-D mixtures), optionally overridden. The
-result is appended to ``metrics.jsonl`` with ``evaluate_only: true`` so it is
-never mistaken for a training record. CLI: ``experiments/evaluate.py``.
+from the sampling network (the EMA generator when the run keeps one, the
+VAE's decoder) and computes the metrics the config asks for
+(``config.eval.metrics`` for images, mode coverage for the 2-D mixtures),
+optionally overridden. The result is appended to ``metrics.jsonl`` with
+``evaluate_only: true`` so it is never mistaken for a training record.
+:func:`evaluate_held_out` scores real held-out images with the same
+evaluator (the reference values). CLI: ``experiments/evaluate.py``.
 """
 
 from __future__ import annotations
 
-import json
-import os
-
 import jax
-import ml_collections
 
 from gan_stability import config as config_lib
 from gan_stability import data as data_lib
-from gan_stability import evaluation, models, writers
-from gan_stability import checkpoint
-from gan_stability.train import state as state_lib, step as step_lib
-
-SAMPLE_CHUNK = 1000  # generator batch when drawing many samples
-
-
-def load_run_config(workdir: str) -> ml_collections.ConfigDict:
-  """The ``config.json`` a run wrote, as a ConfigDict."""
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'{path}: no config.json; is {workdir!r} the '
-                            'workdir of a training run?')
-  with open(path) as f:
-    return ml_collections.ConfigDict(config_lib.upgrade(json.load(f)))
-
-
-def restore_generator(config, workdir: str, step: int | None = None):
-  """``(sample_fn, step)``: ``sample_fn(key, n, labels=None)`` draws ``n``
-  samples from the evaluation generator of checkpoint ``step`` (default: the
-  latest); a VAE run (``config.family == 'vae'``) draws its decoder means.
-  Conditional models take ``labels`` (int ``[n]``; default: the labels of
-  the training loop's sample grid, :func:`step.sample_labels`)."""
-  if config.get('family', 'gan') == 'vae':
-    from gan_stability.train import vae  # pylint: disable=g-import-not-at-top
-    return vae.restore_sampler(config, workdir, step)
-  data_shape = data_lib.make_iterator(config, seed=config.seed).element_shape
-  generator, discriminator = models.build(config.model, data_shape)
-  init_key = jax.random.split(jax.random.key(config.seed), 3)[0]
-  state = state_lib.init_state(config, generator, discriminator, init_key,
-                               data_shape)
-  state, step = checkpoint.restore_run_state(workdir, state, step)
-  g_params = state_lib.eval_generator_params(state)
-  sample = jax.jit(step_lib.make_sample_fn(generator, config.model.z_dim),
-                   static_argnums=3)
-  return step_lib.chunked_sampler(
-      lambda key, m, y: sample(g_params, state.g_collections, key, m, y),
-      config, SAMPLE_CHUNK), step
+from gan_stability import writers
+from gan_stability.data import images as images_lib
+from gan_stability.eval import evaluators
+from gan_stability.train import tasks
+from gan_stability.train.workdir import load_run_config
 
 
 def _eval_config(workdir: str, num_samples: int | None, metrics: str | None,
@@ -92,7 +58,6 @@ def evaluate_held_out(workdir: str, *, split: str = 'test',
     ``{'split', 'eval_num_samples', **metrics}`` (the first ``num_samples``
     images of the split, default ``config.eval_samples``).
   """
-  from gan_stability.data import images as images_lib  # pylint: disable=g-import-not-at-top
   config = _eval_config(workdir, num_samples, metrics)
   if 'eval' not in config:
     raise config_lib.ConfigError('--held_out: only image runs have a '
@@ -102,7 +67,7 @@ def evaluate_held_out(workdir: str, *, split: str = 'test',
   images = data_lib.load_images(held)[:config.eval_samples]
   if config.data.pad_to:
     images = images_lib.pad_images(images, config.data.pad_to)
-  evaluator = evaluation.make_evaluator(config, workdir=workdir)
+  evaluator = evaluators.make_evaluator(config, workdir=workdir)
   result = evaluator(images_lib.scale_images(images), 0, sample_dir=None)
   return {'split': split, 'eval_num_samples': len(images), **result}
 
@@ -131,10 +96,10 @@ def evaluate_checkpoint(workdir: str, *, step: int | None = None,
     ``{'step', 'evaluate_only': True, 'eval_num_samples', **metrics}``.
   """
   config = _eval_config(workdir, num_samples, metrics, eval_overrides)
-  sample_fn, step = restore_generator(config, workdir, step)
+  sample_fn, step = tasks.restore_sampler(config, workdir, step)
   samples = sample_fn(jax.random.fold_in(jax.random.key(seed), step),
                       config.eval_samples)
-  evaluator = evaluation.make_evaluator(config, workdir=workdir)
+  evaluator = evaluators.make_evaluator(config, workdir=workdir)
   result = evaluator(samples, step, sample_dir=None)
   record = {'evaluate_only': True, 'eval_num_samples': len(samples),
             **{f'eval_{k}': v for k, v in (eval_overrides or {}).items()},
