@@ -5,9 +5,9 @@ Any config field can be overridden with ``--config.field=value`` (nested:
 SIGTERM (preemption) saves a checkpoint and exits with status 143
 (``EXIT_PREEMPTED``); rerun the same command to resume.
 Multi-host: start the same command on every host with ``--multihost``
-(calls ``jax.distributed.initialize()``; coordinator/process ids come from the
-cluster environment or the JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES /
-JAX_PROCESS_ID variables).
+(calls ``jax.distributed.initialize()`` without arguments: the coordinator
+and process ids come from a cluster environment JAX detects, e.g. SLURM;
+docs/distributed.md).
 """
 
 import sys
