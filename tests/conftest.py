@@ -14,16 +14,23 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# One persistent XLA compilation cache per test process (each pytest-xdist
-# worker makes its own), fresh and temporary (nothing outside the session is
-# read or kept): the test process uses it, and so do its subprocesses (see
-# subprocess_env). The kill-and-resume
-# tests start the same program many times, and many tests build the same train
-# steps again (other seeds, resumed runs, the same config in another test);
-# each would otherwise recompile it. (A cached executable is the same program,
-# so bitwise comparisons are unaffected.)
-JAX_CACHE = tempfile.mkdtemp(prefix='gan_stability_test_jax_cache_')
-atexit.register(shutil.rmtree, JAX_CACHE, ignore_errors=True)
+# One persistent XLA compilation cache per test session, fresh and temporary
+# (nothing outside the session is read or kept): the process that imports
+# this file first (pytest, or pytest-xdist's controller, before it starts its
+# workers) makes it and removes it at exit; the xdist workers and every test
+# subprocess (see subprocess_env) inherit it through the environment. The
+# kill-and-resume tests start the same program many times, and many tests
+# build the same train steps again (other seeds, resumed runs, the same config
+# in another test or worker); each would otherwise recompile it. (A cached
+# executable is the same program, so bitwise comparisons are unaffected; an
+# entry read while another process writes it fails to load and is recompiled,
+# with a warning.)
+_CACHE_VAR = 'GAN_STABILITY_TEST_JAX_CACHE'
+JAX_CACHE = os.environ.get(_CACHE_VAR, '')
+if not os.path.isdir(JAX_CACHE):
+  JAX_CACHE = tempfile.mkdtemp(prefix='gan_stability_test_jax_cache_')
+  os.environ[_CACHE_VAR] = JAX_CACHE
+  atexit.register(shutil.rmtree, JAX_CACHE, ignore_errors=True)
 jax.config.update('jax_compilation_cache_dir', JAX_CACHE)
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
 jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)

@@ -57,10 +57,12 @@ def _final_params(wd, config):
   return st, meta
 
 
-@pytest.mark.parametrize('variant', ['wgan_gp', 'sngan'])
+@pytest.mark.parametrize('variant', ['sngan'])
 def test_resume_is_bitwise_identical(tmp_path, variant, capsys):
   """A run stopped at step 4 and relaunched to 8 equals an uninterrupted run:
-  parameters, optimiser and spectral-norm states, data position, metrics."""
+  parameters, optimiser and spectral-norm states, data position, metrics.
+  (WGAN-GP: the 0.1.0 workdir of tests/test_golden_runs.py, stopped at half
+  its steps, resumes to its golden.)"""
   base = mog.get_config(variant)
   smoke = _smoke()
   base.update(num_steps=8, steps_per_dispatch=2, log_every=2, eval_every=4,
