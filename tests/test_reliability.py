@@ -117,14 +117,14 @@ def idx_dir(tmp_path_factory):
 def mog_ref(tmp_path_factory):
   """The uninterrupted run of :data:`MOG_ARGS`, which every MoG test here
   compares with (its checkpoint cadence differs in some, which changes
-  neither the metrics nor the final state)."""
+  neither the metrics nor the final state); computed once per test
+  process."""
   ref = str(tmp_path_factory.mktemp('mog') / 'ref')
   _complete(MOG_ARGS, ref)
   return ref
 
 
-@pytest.mark.parametrize('kind', [
-    pytest.param('mog', marks=pytest.mark.xdist_group('mog_ref')), 'image'])
+@pytest.mark.parametrize('kind', ['mog', 'image'])
 def test_sigkill_at_three_random_points_resumes_bitwise(kind, idx_dir,
                                                         tmp_path, request):
   args = MOG_ARGS if kind == 'mog' else _image_args(idx_dir)
@@ -154,7 +154,6 @@ def test_sigkill_at_three_random_points_resumes_bitwise(kind, idx_dir,
   _assert_same_run(ref, wd)
 
 
-@pytest.mark.xdist_group('mog_ref')  # one worker computes the reference
 def test_sigterm_checkpoints_and_exits_143_then_resumes(tmp_path, mog_ref):
   args = [a for a in MOG_ARGS if not a.startswith('--config.checkpoint_every')]
   args += ['--config.checkpoint_every=7']  # SIGTERM must save between these
@@ -170,7 +169,6 @@ def test_sigterm_checkpoints_and_exits_143_then_resumes(tmp_path, mog_ref):
   _assert_same_run(mog_ref, wd)
 
 
-@pytest.mark.xdist_group('mog_ref')
 def test_sigkill_during_a_save_keeps_the_previous_checkpoint(tmp_path, mog_ref):
   wd = str(tmp_path / 'w')
 
