@@ -51,7 +51,6 @@ from gan_stability.train.workdir import DivergenceError, Preempted
 @dataclasses.dataclass
 class _Run:
   """One run the loop drives: its files, data, evaluator and keys."""
-  config: Any
   files: workdir_lib.RunFiles
   iterator: Any
   evaluator: Any
@@ -63,9 +62,9 @@ class _Run:
   handed_back: dict | None = None  # why it left a group
 
 
-def _open_run(task, config, workdir: str) -> _Run:
+def _open_run(config, workdir: str) -> _Run:
   return _Run(
-      config=config, files=workdir_lib.RunFiles(config, workdir),
+      files=workdir_lib.RunFiles(config, workdir),
       iterator=data_lib.make_iterator(config, seed=config.seed),
       evaluator=evaluators.make_evaluator(config, workdir=workdir),
       keys=tuple(jax.random.split(jax.random.key(config.seed), 3)))
@@ -210,7 +209,7 @@ def train(task, workdir: str) -> dict:
   """
   workdir_lib.check_config_file(task.config, workdir)
   program = OnMesh(task)
-  (result,) = _train(task, program, [_open_run(task, task.config, workdir)],
+  (result,) = _train(task, program, [_open_run(task.config, workdir)],
                      prefix='')
   return result
 
@@ -229,7 +228,7 @@ def train_group(task, configs: Sequence[Any], workdirs: Sequence[str], *,
   """
   for c, wd in zip(configs, workdirs):
     workdir_lib.check_config_file(c, wd)
-  runs = [_open_run(task, c, wd) for c, wd in zip(configs, workdirs)]
+  runs = [_open_run(c, wd) for c, wd in zip(configs, workdirs)]
   return _train(task, Vmapped(task), runs, prefix=prefix)
 
 
