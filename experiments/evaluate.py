@@ -9,9 +9,13 @@ r"""Evaluates a training run's checkpoint and appends the result to its
 protocol is ``--metrics=stacked_modes --num_samples=26000``.
 ``--held_out=test`` evaluates real images of that split instead of samples
 (the reference values of the same metrics; nothing is written).
+``--multihost`` (``experiments/cli.py``) evaluates across the processes of a
+multi-host job: samples and features are computed sharded and gathered.
 """
 
-from absl import app, flags, logging
+from absl import app, flags
+
+from experiments import cli
 
 flags.DEFINE_string('workdir', None, 'The training run directory.')
 flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest).')
@@ -26,9 +30,11 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  cli.run(_evaluate)
+
+
+def _evaluate():
   from gan_stability.eval.offline import evaluate_checkpoint, evaluate_held_out  # pylint: disable=g-import-not-at-top
-  if not FLAGS['verbosity'].present:
-    logging.set_verbosity(logging.WARNING)
   if FLAGS.held_out:
     result = evaluate_held_out(FLAGS.workdir, split=FLAGS.held_out,
                                num_samples=FLAGS.num_samples,

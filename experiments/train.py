@@ -3,20 +3,22 @@ r"""Trains a GAN (or the VAE baseline, configs/vae.py): ``python -m experiments.
 Any config field can be overridden with ``--config.field=value`` (nested:
 ``--config.model.spectral_norm=True``). Rerunning the same command resumes.
 SIGTERM (preemption) saves a checkpoint and exits with status 143
-(``EXIT_PREEMPTED``); rerun the same command to resume.
-Multi-host: start the same command on every host with ``--multihost``
-(calls ``jax.distributed.initialize()`` without arguments: the coordinator
-and process ids come from a cluster environment JAX detects, e.g. SLURM;
-docs/distributed.md).
+(``EXIT_PREEMPTED``); rerun the same command to resume. Bad input: one line
+on stderr, status 2.
+
+Multi-host: the same command on every host with ``--multihost`` (ids from
+``--coordinator_address/--num_processes/--process_id``, the ``JAX_*``
+variables or the cluster environment; ``experiments/cli.py``). On one
+machine: ``python -m experiments.launch --num_processes=2 -- python -m
+experiments.train --multihost ...`` (docs/distributed.md).
 """
 
-import sys
-
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
+from experiments import cli
+
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics and samples.')
-flags.DEFINE_bool('multihost', False, 'Call jax.distributed.initialize() first.')
 config_flags.DEFINE_config_file('config', None, 'Config file, as path.py:variant.',
                                 lock_config=True)
 flags.mark_flags_as_required(['config', 'workdir'])
@@ -25,19 +27,14 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  import jax  # pylint: disable=g-import-not-at-top
-  if FLAGS.multihost:
-    jax.distributed.initialize()
-  from gan_stability import train  # pylint: disable=g-import-not-at-top
-  if not FLAGS['verbosity'].present:  # orbax logs every save at INFO
-    logging.set_verbosity(logging.WARNING)
-  try:
+
+  def body():
+    from gan_stability import train  # pylint: disable=g-import-not-at-top
     result = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-  except train.Preempted as e:
-    print(str(e), flush=True)
-    sys.exit(train.EXIT_PREEMPTED)
-  print('final:', {k: round(v, 4) if isinstance(v, float) else v
-                   for k, v in result.items()}, flush=True)
+    print('final:', {k: round(v, 4) if isinstance(v, float) else v
+                     for k, v in result.items()}, flush=True)
+
+  cli.run(body)
 
 
 if __name__ == '__main__':

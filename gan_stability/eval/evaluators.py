@@ -22,6 +22,7 @@ import jax
 import numpy as np
 
 from gan_stability import data as data_lib
+from gan_stability import distributed
 from gan_stability import plotting
 from gan_stability.data import images as images_lib
 from gan_stability.data import mixtures
@@ -87,12 +88,21 @@ class ImageEvaluator:
     return self._inception
 
   def features(self, space: str, images: np.ndarray) -> np.ndarray:
-    """``images`` float in [-1, 1] (generated) or uint8 (real)."""
+    """``images`` float in [-1, 1] (generated) or uint8 (real). In a
+    multi-process run each process computes its share of the rows and the
+    features are gathered (:func:`gan_stability.distributed.map_rows`)."""
     if space == 'classifier':
-      return classifier.features(self.classifier(), registry.grey(images))
-    pixels = images if images.dtype == np.uint8 else (
-        (np.clip(images, -1.0, 1.0) + 1.0) * 127.5)
-    return inception.features(self.inception(), pixels)
+      params = self.classifier()
+      return distributed.map_rows(
+          lambda x: classifier.features(params, registry.grey(x)), images)
+    params = self.inception()
+
+    def inception_features(x):
+      pixels = x if x.dtype == np.uint8 else (
+          (np.clip(x, -1.0, 1.0) + 1.0) * 127.5)
+      return inception.features(params, pixels)
+
+    return distributed.map_rows(inception_features, images)
 
   def fake_features(self, space: str) -> np.ndarray:
     """The features of the samples being evaluated."""
@@ -114,6 +124,11 @@ class ImageEvaluator:
       return fid_kid.gaussian_stats(self.real_features(space))
     name = (f"{c.dataset.replace(':', '_')}-{c.data.split}-"
             f'{c.eval.num_real}-{space}')
+    # The real features are a collective in a multi-process run: every
+    # process computes them when any lacks the cached statistics.
+    if distributed.any_process(not os.path.exists(
+        os.path.join(self.cache_dir, f'{name}.npz'))):
+      self.real_features(space)
     return fid_kid.reference_stats(name, lambda: self.real_features(space),
                                    cache_dir=self.cache_dir)
 

@@ -14,7 +14,9 @@ their seed as one vmapped program on one device (used by
   task's state metrics and online alarms; at ``eval_every`` steps (and the
   last) the evaluator's metrics of samples from a fixed latent batch;
 * checkpoints at ``checkpoint_every`` steps and the last; after a SIGTERM a
-  checkpoint, then :class:`~gan_stability.train.workdir.Preempted`;
+  checkpoint, then :class:`~gan_stability.train.workdir.Preempted` (in a
+  multi-process run a SIGTERM to any process stops all of them at the same
+  step: they agree on it at each dispatch);
 * a non-finite metric: the single run stops with a ``diverged`` record
   (:class:`~gan_stability.train.workdir.DivergenceError`), or rolls back to
   its last checkpoint (``on_divergence='rollback'``; the data iterator goes
@@ -39,6 +41,7 @@ import numpy as np
 from absl import logging
 
 from gan_stability import data as data_lib
+from gan_stability import distributed
 from gan_stability import writers
 from gan_stability.eval import evaluators
 from gan_stability.metrics import dynamics
@@ -98,8 +101,13 @@ class OnMesh:
                       self.repl),
         out_shardings=(self.repl, self.repl), donate_argnums=0,
         compiler_options=task.compiler_options)
-    self.sample = jax.jit(task.make_sample_fn(), static_argnums=3)
     self.n = config.eval_samples
+    # Samples sharded like a batch: each device (and process) generates its
+    # rows; distributed.to_host gathers them.
+    self.sample = jax.jit(
+        task.make_sample_fn(), static_argnums=3,
+        out_shardings=(parallel.batch_sharding(mesh, 0)
+                       if self.n % mesh.size == 0 else self.repl))
     self.labels = task.eval_labels(self.n)
 
   def place(self, state):
@@ -130,8 +138,8 @@ class OnMesh:
   def samples(self, state, runs):
     (run,) = runs
     params, cols = self.task.sampler_variables(state)
-    return [np.asarray(jax.device_get(self.sample(params, cols, run.keys[2],
-                                                  self.n, self.labels)))]
+    return [distributed.to_host(self.sample(params, cols, run.keys[2],
+                                            self.n, self.labels))]
 
   def save(self, state, runs, indices, step):
     for i in indices:
@@ -381,7 +389,9 @@ def _train_runs(task, program, runs, sigterm, prefix) -> list[dict]:
         runs[i].files.writer.write(step, records[i])
         runs[i].last = records[i]
       progress.report(step, [records[i] for i in active])
-    stop = sigterm.requested and not is_last
+    # A SIGTERM may reach one host only: all processes agree on it at each
+    # dispatch, so all checkpoint this step and stop together.
+    stop = distributed.any_process(sigterm.requested) and not is_last
     if active and (step % config.checkpoint_every == 0 or is_last or stop):
       program.save(state, runs, active, step)
     if stop:

@@ -110,8 +110,15 @@ def read_checkpoint(run_dir: str) -> tuple[int, dict, dict]:
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   ckpt = os.path.join(run_dir, 'checkpoints')
   step = max(int(d) for d in os.listdir(ckpt) if d.isdigit())
-  tree = ocp.StandardCheckpointer().restore(
-      os.path.join(ckpt, str(step), 'state'))
+  path = os.path.join(ckpt, str(step), 'state')
+  checkpointer = ocp.StandardCheckpointer()
+  # Restored onto this process's first device whatever the topology it was
+  # saved from (several processes or devices).
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(
+      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+      checkpointer.metadata(path).item_metadata.tree)
+  tree = checkpointer.restore(path, target)
   state = {jax.tree_util.keystr(p): np.asarray(v) for p, v in
            jax.tree_util.tree_flatten_with_path(tree)[0]}
   with open(os.path.join(ckpt, str(step), 'meta', 'metadata')) as f:

@@ -1,0 +1,100 @@
+"""What every training or evaluation CLI shares: the multi-host flags and
+the way a run ends (exit statuses, one-line errors).
+
+Importing this module defines the flags::
+
+  --multihost               join a multi-process job first
+  --coordinator_address     host:port of process 0's coordinator
+  --num_processes           processes in the job
+  --process_id              this process's id (0 .. num_processes - 1)
+  --init_timeout_s          how long to wait for the coordinator and the others
+  --heartbeat_timeout_s     a process silent this long is declared dead
+
+The three ids default to ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``,
+``JAX_PROCESS_ID`` (what ``experiments.launch`` sets), then to JAX's own
+cluster detection (SLURM, Open MPI, TPU, Kubernetes).
+
+Exit statuses of :func:`run`: 0 done; 1 crashed or diverged; 2 bad input or
+the job could not be formed (one line on stderr); 3 a multi-host job lost a
+process (one line naming it; rerun to resume); 143 preempted (SIGTERM,
+checkpoint saved: rerun the same command).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from absl import flags, logging
+
+flags.DEFINE_bool('multihost', False, 'Join a multi-process (multi-host) job '
+                  'first (jax.distributed.initialize); docs/distributed.md.')
+flags.DEFINE_string('coordinator_address', None, 'With --multihost: '
+                    'host:port of process 0 (default: JAX_COORDINATOR_ADDRESS '
+                    'or the cluster environment).')
+flags.DEFINE_integer('num_processes', None, 'With --multihost: processes in '
+                     'the job (default: JAX_NUM_PROCESSES or the cluster '
+                     'environment).')
+flags.DEFINE_integer('process_id', None, 'With --multihost: this process '
+                     '(default: JAX_PROCESS_ID or the cluster environment).')
+flags.DEFINE_integer('init_timeout_s', 120, 'With --multihost: seconds to '
+                     'reach the coordinator and see every process join.')
+flags.DEFINE_integer('heartbeat_timeout_s', 30, 'With --multihost: a process '
+                     'silent this long is declared dead and the job stops.')
+FLAGS = flags.FLAGS
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _fail(message: str, status: int = EXIT_USAGE):
+  print(f'error: {message}', file=sys.stderr, flush=True)
+  sys.exit(status)
+
+
+def start_runtime() -> None:
+  """Joins the multi-process job when ``--multihost`` is given; refuses to
+  run one of several launched processes as a single-process run."""
+  from gan_stability import distributed  # pylint: disable=g-import-not-at-top
+  try:
+    if FLAGS.multihost:
+      distributed.initialize(
+          FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
+          initialization_timeout=FLAGS.init_timeout_s,
+          heartbeat_timeout=FLAGS.heartbeat_timeout_s)
+    elif distributed.launched_processes() > 1:
+      _fail(f'{distributed.ENV_NUM_PROCESSES}='
+            f'{distributed.launched_processes()} (one of several launched '
+            'processes) but --multihost not given: each would train alone '
+            'in the same workdir; add --multihost')
+  except distributed.DistributedError as e:
+    _fail(str(e))
+
+
+def run(body: Callable[[], None]) -> None:
+  """Runs a CLI's ``body`` after :func:`start_runtime`; bad input
+  (ConfigError, a missing file or checkpoint) ends in one line and status 2,
+  a SIGTERM in status 143, divergence in status 1."""
+  if not FLAGS['verbosity'].present:  # orbax logs every save at INFO
+    logging.set_verbosity(logging.WARNING)
+  start_runtime()
+  from gan_stability import distributed, errors, train  # pylint: disable=g-import-not-at-top
+  # Every process of a job meets these ends together (same config, same
+  # replicated metrics, the SIGTERM agreed on): its silence afterwards is
+  # not a lost process. Any other exception leaves the others to notice.
+  try:
+    body()
+    distributed.finish()
+  except train.Preempted as e:
+    distributed.finish()
+    print(str(e), flush=True)
+    sys.exit(train.EXIT_PREEMPTED)
+  except (errors.ConfigError, FileNotFoundError) as e:
+    distributed.finish()
+    _fail(str(e))
+  except train.DivergenceError as e:
+    distributed.finish()
+    _fail(f'diverged: {e}', EXIT_ERROR)
+  except Exception:  # e.g. a collective failed: which process was lost?
+    distributed.await_lost_process()
+    raise
