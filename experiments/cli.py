@@ -9,19 +9,24 @@ Importing this module defines the flags::
   --process_id              this process's id (0 .. num_processes - 1)
   --init_timeout_s          how long to wait for the coordinator and the others
   --heartbeat_timeout_s     a process silent this long is declared dead
+  --stop_timeout_s          after SIGTERM, the longest the checkpoint may take
 
 The three ids default to ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``,
 ``JAX_PROCESS_ID`` (what ``experiments.launch`` sets), then to JAX's own
 cluster detection (SLURM, Open MPI, TPU, Kubernetes).
 
 Exit statuses of :func:`run`: 0 done; 1 crashed or diverged; 2 bad input or
-the job could not be formed (one line on stderr); 3 a multi-host job lost a
-process (one line naming it; rerun to resume); 143 preempted (SIGTERM,
-checkpoint saved: rerun the same command).
+the job could not be formed, a damaged input file, a workdir in use (one
+line on stderr); 3 a multi-host job lost a process (one line naming it;
+rerun to resume); 4 a file could not be written (a full disk: one line
+saying which file and how much space is left; rerun after freeing space);
+143 preempted (SIGTERM, checkpoint saved: rerun the same command).
 """
 
 from __future__ import annotations
 
+import logging as pylogging
+import os
 import sys
 from typing import Callable
 
@@ -39,17 +44,29 @@ flags.DEFINE_integer('process_id', None, 'With --multihost: this process '
                      '(default: JAX_PROCESS_ID or the cluster environment).')
 flags.DEFINE_integer('init_timeout_s', 120, 'With --multihost: seconds to '
                      'reach the coordinator and see every process join.')
+flags.DEFINE_float('stop_timeout_s', 120, 'After a SIGTERM, seconds the run '
+                   'may take to checkpoint and stop before it exits without '
+                   'a new checkpoint (status 4); a second signal exits at once.')
 flags.DEFINE_integer('heartbeat_timeout_s', 30, 'With --multihost: a process '
                      'silent this long is declared dead and the job stops.')
 FLAGS = flags.FLAGS
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_WRITE_FAILED = 4
 
 
 def _fail(message: str, status: int = EXIT_USAGE):
   print(f'error: {message}', file=sys.stderr, flush=True)
   sys.exit(status)
+
+
+class _QuietOrbax(pylogging.Filter):
+  """Drops orbax's log records below CRITICAL (see :func:`run`)."""
+
+  def filter(self, record) -> bool:
+    return (record.levelno >= pylogging.CRITICAL
+            or f'{os.sep}orbax{os.sep}' not in record.pathname)
 
 
 def start_runtime() -> None:
@@ -75,10 +92,15 @@ def run(body: Callable[[], None]) -> None:
   """Runs a CLI's ``body`` after :func:`start_runtime`; bad input
   (ConfigError, a missing file or checkpoint) ends in one line and status 2,
   a SIGTERM in status 143, divergence in status 1."""
-  if not FLAGS['verbosity'].present:  # orbax logs every save at INFO
+  if not FLAGS['verbosity'].present:
+    # orbax logs every save at INFO, and a failed background save as a
+    # stream of tracebacks that the run reports in one line (WriteFailed).
     logging.set_verbosity(logging.WARNING)
+    logging.get_absl_handler().addFilter(_QuietOrbax())
   start_runtime()
   from gan_stability import distributed, errors, train  # pylint: disable=g-import-not-at-top
+  from gan_stability.train import workdir  # pylint: disable=g-import-not-at-top
+  workdir.STOP_TIMEOUT_S = FLAGS.stop_timeout_s
   # Every process of a job meets these ends together (same config, same
   # replicated metrics, the SIGTERM agreed on): its silence afterwards is
   # not a lost process. Any other exception leaves the others to notice.
@@ -89,12 +111,19 @@ def run(body: Callable[[], None]) -> None:
     distributed.finish()
     print(str(e), flush=True)
     sys.exit(train.EXIT_PREEMPTED)
-  except (errors.ConfigError, FileNotFoundError) as e:
+  except (errors.ConfigError, errors.DamagedFile, FileNotFoundError,
+          train.WorkdirInUse) as e:
     distributed.finish()
     _fail(str(e))
   except train.DivergenceError as e:
     distributed.finish()
     _fail(f'diverged: {e}', EXIT_ERROR)
+  except errors.WriteFailed as e:
+    # The files are closed (the save in flight given a bounded time); leave
+    # at once rather than wait on threads stuck on a full disk.
+    print(f'error: {e}', file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(EXIT_WRITE_FAILED)  # pylint: disable=protected-access
   except Exception:  # e.g. a collective failed: which process was lost?
     distributed.await_lost_process()
     raise

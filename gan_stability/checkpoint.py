@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
+
+from gan_stability.errors import write_failed
 
 
 class Checkpointer:
@@ -30,6 +33,7 @@ class Checkpointer:
             # A process killed mid-save leaves '<step>.orbax-checkpoint-tmp';
             # remove it, or the resumed run's save of that step fails (hangs).
             cleanup_tmp_directories=True))
+    self._pending = None  # the step of the latest save started
 
   def latest_step(self) -> int | None:
     return self._mngr.latest_step()
@@ -55,9 +59,30 @@ class Checkpointer:
     return step
 
   def save(self, step: int, state, meta: dict) -> None:
-    """Starts an (asynchronous) save of ``state`` and ``meta`` at ``step``."""
-    self._mngr.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+    """Starts an (asynchronous) save of ``state`` and ``meta`` at ``step``.
+
+    Raises:
+      WriteFailed: this save could not start, or an earlier one failed
+        (its partial directory is never taken for a checkpoint).
+    """
+    self.wait()  # the previous save's failure, named as such
+    self._pending = step
+    try:
+      self._mngr.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+    except Exception as e:  # pylint: disable=broad-except
+      raise write_failed('checkpoint', self._step_dir(step), e) from e
+
+  def _step_dir(self, step) -> str:
+    return os.path.join(self.directory, str(step))
+
+  def check(self) -> None:
+    """Raises :class:`WriteFailed` if an asynchronous save has failed (in
+    orbax's background thread, which does not stop the run by itself)."""
+    try:
+      self._mngr.check_for_errors()
+    except Exception as e:  # pylint: disable=broad-except
+      raise write_failed('checkpoint', self._step_dir(self._pending), e) from e
 
   def restore(self, step: int, target_state):
     """Restores ``(state, meta)``; ``target_state`` gives shapes and shardings."""
@@ -115,11 +140,36 @@ class Checkpointer:
     self._mngr.reload()
 
   def wait(self) -> None:
-    self._mngr.wait_until_finished()
+    """Waits for the save in flight; WriteFailed if it failed."""
+    try:
+      self._mngr.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      raise write_failed('checkpoint', self._step_dir(self._pending), e) from e
 
-  def close(self) -> None:
-    self._mngr.wait_until_finished()
-    self._mngr.close()
+  def close(self, *, timeout: float | None = None) -> None:
+    """Waits for the save in flight and closes the manager. With ``timeout``
+    (the run is already failing) errors are logged, not raised, and a close
+    that takes longer is abandoned (its save never becomes a checkpoint)."""
+    if timeout is None:
+      self.wait()
+      self._mngr.close()
+      return
+
+    def close():
+      try:
+        self._mngr.wait_until_finished()
+        self._mngr.close()
+      except Exception as e:  # pylint: disable=broad-except
+        # Already reported (the run is failing because of it, or of worse).
+        logging.info('closing checkpoints in %s: %s: %s', self.directory,
+                     type(e).__name__, e)
+
+    thread = threading.Thread(target=close, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+      logging.warning('checkpoints in %s: the save in flight did not end '
+                      'within %.0f s; abandoned', self.directory, timeout)
 
 
 def restore_run_state(workdir: str, template, step: int | None = None):

@@ -58,7 +58,7 @@ EXIT_LOST_PROCESS = 3
 
 
 class DistributedError(RuntimeError):
-  """The job could not be joined (ids, coordinator) or lost a process."""
+  """The job cannot be formed: an id missing or out of range."""
 
 
 def _env_int(name: str) -> int | None:
@@ -94,11 +94,14 @@ def initialize(coordinator_address: str | None = None,
   A process that ends on purpose calls :func:`finish` first (the CLIs do);
   any other end is taken by the others for a lost process.
 
+  A coordinator not reached, or processes that do not all join, within
+  ``initialization_timeout`` seconds end the process with one line on
+  stderr naming the address and status 2 (JAX itself would abort it with a
+  C++ stack trace, which cannot be caught).
+
   Raises:
-    DistributedError: an id that is missing or out of range, or no
-      coordinator reached (and every process joined) within
-      ``initialization_timeout`` seconds; one line naming the flag or
-      address.
+    DistributedError: an id that is missing (and not detected) or out of
+      range; one line naming the flag.
   """
   if coordinator_address is None:
     coordinator_address = os.environ.get(ENV_COORDINATOR) or None

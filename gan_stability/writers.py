@@ -12,6 +12,11 @@ import os
 import time
 
 import jax
+from absl import logging
+
+from gan_stability.errors import DamagedFile, write_failed
+
+METRICS_FILE = 'metrics.jsonl'
 
 
 def _to_py(v):
@@ -21,35 +26,67 @@ def _to_py(v):
   return v
 
 
+class TensorBoardWriter:
+  """Scalars and images to a TensorBoard event file, written and flushed in
+  the calling thread (tensorboardX's own writer writes from a thread whose
+  death on a full disk left every later call blocked on its queue), so a
+  failed write raises here."""
+
+  def __init__(self, logdir: str):
+    from tensorboardX import event_file_writer  # pylint: disable=g-import-not-at-top
+    self.logdir = logdir
+    os.makedirs(logdir, exist_ok=True)
+    self._events = event_file_writer.EventsWriter(
+        os.path.join(logdir, 'events'))
+
+  def _write(self, summary, step: int) -> None:
+    from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+    self._events.write_event(event_pb2.Event(
+        summary=summary, step=int(step), wall_time=time.time()))
+
+  def add_scalar(self, tag: str, value: float, step: int) -> None:
+    from tensorboardX import summary  # pylint: disable=g-import-not-at-top
+    self._write(summary.scalar(tag, value), step)
+
+  def add_image(self, tag: str, image_hwc, step: int) -> None:
+    from tensorboardX import summary  # pylint: disable=g-import-not-at-top
+    self._write(summary.image(tag, image_hwc, dataformats='HWC'), step)
+
+  def flush(self) -> None:
+    self._events.flush()
+
+  def close(self) -> None:
+    self._events.close()
+
+
 class MetricWriter:
-  """Appends one JSON object per logged step; mirrors scalars to TensorBoard."""
+  """Appends one JSON object per logged step; mirrors scalars to TensorBoard.
+  A failed write raises :class:`~gan_stability.errors.WriteFailed`."""
 
   def __init__(self, workdir: str, *, tensorboard: bool = True):
     self.active = jax.process_index() == 0
-    self.path = os.path.join(workdir, 'metrics.jsonl')
+    self.path = os.path.join(workdir, METRICS_FILE)
     self._tb = None
     if self.active and tensorboard:
-      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-      self._tb = SummaryWriter(logdir=workdir, flush_secs=30)
+      try:
+        self._tb = TensorBoardWriter(workdir)
+      except OSError as e:
+        raise write_failed('TensorBoard events in', workdir, e) from e
 
   def truncate_after(self, step: int) -> None:
-    """Drops records with ``step > step`` (written after the last checkpoint)."""
+    """Drops records with ``step > step`` (written after the last checkpoint)
+    and a last line cut by a crash."""
     if not self.active or not os.path.exists(self.path):
       return
-    with open(self.path) as f:
-      lines = [l for l in f if l.strip()]
-    kept = []
-    for line in lines:
-      try:
-        rec = json.loads(line)
-      except json.JSONDecodeError:
-        continue  # a line cut by a crash
-      if rec.get('step', 0) <= step:
-        kept.append(json.dumps(rec) + '\n')
+    kept = [json.dumps(rec) + '\n' for rec in _read_records(self.path)
+            if rec.get('step', 0) <= step]
     tmp = self.path + '.tmp'
-    with open(tmp, 'w') as f:
-      f.writelines(kept)
-    os.replace(tmp, self.path)
+    try:
+      with open(tmp, 'w') as f:
+        f.writelines(kept)
+      os.replace(tmp, self.path)
+    except OSError as e:
+      raise write_failed('metrics', self.path, e) from e
 
   def records(self) -> list[dict]:
     """The records in ``metrics.jsonl`` (lines cut by a crash skipped)."""
@@ -61,33 +98,69 @@ class MetricWriter:
     if not self.active:
       return
     rec = {'step': int(step), **{k: _to_py(v) for k, v in metrics.items()}}
-    with open(self.path, 'a') as f:
-      f.write(json.dumps(rec) + '\n')
+    try:
+      with open(self.path, 'a') as f:
+        f.write(json.dumps(rec) + '\n')
+    except OSError as e:
+      raise write_failed('metrics', self.path, e) from e
     if self._tb is not None:
-      for k, v in rec.items():
-        if k != 'step' and isinstance(v, (int, float)):
-          self._tb.add_scalar(k, v, step)
+      try:
+        for k, v in rec.items():
+          if k != 'step' and isinstance(v, (int, float)):
+            self._tb.add_scalar(k, v, step)
+        self._tb.flush()
+      except OSError as e:
+        raise write_failed('TensorBoard events in', self._tb.logdir, e) from e
 
   def add_image(self, tag: str, image_hwc, step: int) -> None:
     if self._tb is not None:
-      self._tb.add_image(tag, image_hwc, step, dataformats='HWC')
+      try:
+        self._tb.add_image(tag, image_hwc, step)
+      except OSError as e:
+        raise write_failed('TensorBoard events in', self._tb.logdir, e) from e
 
   def close(self) -> None:
+    """Closes the event file; a failure here is logged, not raised (the
+    run's outcome is already decided)."""
     if self._tb is not None:
-      self._tb.close()
+      tb, self._tb = self._tb, None
+      try:
+        tb.close()
+      except OSError as e:
+        logging.warning('closing the TensorBoard events in %s: %s',
+                        tb.logdir, e)
+
+
+def _read_records(path: str) -> list[dict]:
+  """The records of a ``metrics.jsonl``; a last line cut by a crash (no
+  newline) is dropped, any other line that is not a JSON object raises
+  :class:`~gan_stability.errors.DamagedFile` naming the file and line."""
+  with open(path, 'rb') as f:
+    data = f.read()
+  lines = data.split(b'\n')
+  out = []
+  for number, line in enumerate(lines, 1):
+    if not line.strip():
+      continue
+    try:
+      rec = json.loads(line)
+      if not isinstance(rec, dict):
+        raise ValueError(f'a JSON {type(rec).__name__}, not an object')
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+      if number == len(lines):  # no newline after it: a write cut short
+        break
+      raise DamagedFile(
+          f'{path}: line {number} is not a JSON record ({e}); the file is '
+          'damaged beyond a last line cut by a crash: repair or delete that '
+          'line, or restore the file') from None
+    out.append(rec)
+  return out
 
 
 def read_metrics(workdir: str) -> list[dict]:
-  """All records of ``workdir/metrics.jsonl`` (a line cut by a crash is
-  skipped)."""
-  out = []
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    for line in f:
-      try:
-        out.append(json.loads(line))
-      except json.JSONDecodeError:
-        continue
-  return out
+  """All records of ``workdir/metrics.jsonl`` (a last line cut by a crash is
+  skipped; other damage raises DamagedFile)."""
+  return _read_records(os.path.join(workdir, METRICS_FILE))
 
 
 class Progress:

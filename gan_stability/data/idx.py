@@ -18,8 +18,11 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 
 import numpy as np
+
+from gan_stability.errors import DamagedFile
 
 # IDX type code -> big-endian numpy dtype.
 _IDX_DTYPES = {
@@ -51,25 +54,25 @@ def parse_idx(data: bytes, name: str = '<bytes>') -> np.ndarray:
     A native-endian, writable array with the dtype and shape of the header.
 
   Raises:
-    ValueError: on a bad magic number, an unknown type code or a data size
-      that does not match the header.
+    DamagedFile: (a ValueError) on a bad magic number, an unknown type code
+      or a data size that does not match the header.
   """
   if len(data) < 4 or data[0] != 0 or data[1] != 0:
-    raise ValueError(f'{name}: not an IDX file (magic number '
+    raise DamagedFile(f'{name}: not an IDX file (magic number '
                      f'{data[:4].hex() or "<empty>"}; expected 0000TTNN)')
   type_code, ndim = data[2], data[3]
   if type_code not in _IDX_DTYPES:
-    raise ValueError(f'{name}: unknown IDX type code 0x{type_code:02x}; '
+    raise DamagedFile(f'{name}: unknown IDX type code 0x{type_code:02x}; '
                      f'known: {sorted(hex(k) for k in _IDX_DTYPES)}')
   header = 4 + 4 * ndim
   if len(data) < header:
-    raise ValueError(f'{name}: truncated IDX header ({len(data)} bytes, '
+    raise DamagedFile(f'{name}: truncated IDX header ({len(data)} bytes, '
                      f'{ndim} dims need {header})')
   shape = struct.unpack(f'>{ndim}I', data[4:header])
   dtype = _IDX_DTYPES[type_code]
   expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
   if len(data) - header != expected:
-    raise ValueError(f'{name}: IDX header says shape {shape} of {dtype.name} '
+    raise DamagedFile(f'{name}: IDX header says shape {shape} of {dtype.name} '
                      f'({expected} bytes) but the file holds '
                      f'{len(data) - header} data bytes')
   array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
@@ -81,7 +84,11 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
   with open(path, 'rb') as f:
     data = f.read()
   if data[:2] == _GZIP_MAGIC:
-    data = gzip.decompress(data)
+    try:
+      data = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as e:
+      raise DamagedFile(f'{os.fspath(path)}: damaged gzip data ({e}); '
+                        'download or copy the file again') from None
   return parse_idx(data, name=os.fspath(path))
 
 
@@ -114,7 +121,9 @@ def load_idx_dataset(directory: str | os.PathLike,
   Raises:
     FileNotFoundError: a file is missing (names the directory, the file and
       ``config.data.dir``).
-    ValueError: unknown split, or files of the wrong type or sizes.
+    ValueError: unknown split; DamagedFile (a ValueError): files of the
+      wrong type or sizes, damaged gzip data, or image and label counts that
+      differ.
   """
   if split not in _SPLIT_FILES:
     raise ValueError(f'config.data.split: unknown IDX split {split!r}; '
@@ -129,10 +138,10 @@ def load_idx_dataset(directory: str | os.PathLike,
   images = read_idx(image_path)
   labels = read_idx(label_path)
   if images.dtype != np.uint8 or images.ndim != 3:
-    raise ValueError(f'{image_path}: expected uint8 [N, rows, cols] images, '
+    raise DamagedFile(f'{image_path}: expected uint8 [N, rows, cols] images, '
                      f'got {images.dtype} {images.shape}')
   if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-    raise ValueError(f'{label_path}: expected {images.shape[0]} labels, got '
+    raise DamagedFile(f'{label_path}: expected {images.shape[0]} labels, got '
                      f'shape {labels.shape}')
   return images[..., None], labels.astype(np.int64)
 

@@ -56,6 +56,7 @@ import importlib.resources
 import json
 import os
 import time
+import zipfile
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -64,6 +65,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import traverse_util
+
+from gan_stability.errors import DamagedFile
 
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
@@ -275,8 +278,14 @@ def load_classifier(path: str | os.PathLike | None = None) -> Params:
         f'MNIST classifier weights not found at {path!r}; train them with '
         '`python -m experiments.train_mnist_classifier --data_dir=DIR '
         f'--out={path}`')
-  with np.load(path) as data:
-    flat = {k: np.asarray(data[k]) for k in data.files}
+  try:
+    with np.load(path) as data:
+      flat = {k: np.asarray(data[k]) for k in data.files}
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    raise DamagedFile(f'{path}: damaged MNIST classifier weights '
+                      f'({type(e).__name__}: {e}); reinstall the package or '
+                      'train them again with python -m '
+                      'experiments.train_mnist_classifier') from None
   expected = _expected_shapes()
   got = {k: tuple(v.shape) for k, v in flat.items()}
   if got != expected:
@@ -284,7 +293,7 @@ def load_classifier(path: str | os.PathLike | None = None) -> Params:
     extra = sorted(set(got) - set(expected))
     wrong = sorted(k for k in set(got) & set(expected)
                    if got[k] != expected[k])
-    raise ValueError(f'{path}: not MnistClassifier weights (missing {missing},'
+    raise DamagedFile(f'{path}: not MnistClassifier weights (missing {missing},'
                      f' unexpected {extra}, wrong shapes '
                      f'{[(k, got[k], expected[k]) for k in wrong]})')
   return traverse_util.unflatten_dict(

@@ -15,9 +15,11 @@ A point with a ``DONE`` file is skipped. Any other point is (re)started with
 as one program, :func:`gan_stability.train.seeds.train_seeds`, which hands a
 diverging seed back to ``train_and_evaluate``); both resume from the run's
 latest checkpoint. A diverged run (non-finite loss) is a result, not a
-failure: it gets ``DONE`` with ``status='diverged'``. Other exceptions leave
-no ``DONE``; the sweep continues with the other units and reports the
-failures at the end.
+failure: it gets ``DONE`` with ``status='diverged'``. A point whose run
+directory another process is training (its ``run.lock``, e.g. a second copy
+of the same sweep) is skipped as ``busy``. Other exceptions leave no
+``DONE``; the sweep continues with the other units and reports the failures
+at the end.
 
 SIGTERM stops the sweep the way it stops a training run: the run(s) in
 progress are checkpointed (workers receive the SIGTERM too) and
@@ -43,11 +45,14 @@ import sys
 import time
 from typing import Any, Sequence
 
+from gan_stability.errors import write_failed
 from gan_stability.sweep import spec as spec_lib
-from gan_stability.train import (DivergenceError, Preempted, seeds,
-                                 train_and_evaluate)
+from gan_stability.train import (DivergenceError, Preempted, WorkdirInUse,
+                                 seeds, train_and_evaluate)
 
 DONE = 'DONE'
+BUSY = 'busy'  # a run directory another process is training (its lock)
+EXIT_BUSY = 75  # a worker whose unit was busy (EX_TEMPFAIL)
 POINT_FILE = 'point.json'
 SWEEP_FILE = 'sweep.json'
 
@@ -63,11 +68,14 @@ def is_done(path: str) -> bool:
 def write_json_atomic(path: str, obj: Any) -> None:
   """Writes JSON to ``path`` via a temporary file and ``os.replace``."""
   tmp = f'{path}.tmp{os.getpid()}'
-  with open(tmp, 'w') as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  try:
+    with open(tmp, 'w') as f:
+      json.dump(obj, f, indent=2, sort_keys=True)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except OSError as e:
+    raise write_failed('sweep file', path, e) from e
 
 
 def _jsonable(result: dict) -> dict:
@@ -232,6 +240,11 @@ def run(sweep_arg: str, workdir: str, units: Sequence, *, parallel: int = 1,
         log(f'[{n}/{len(todo)}] {u.name}: preempted (SIGTERM); rerun the '
             'same command to resume')
         raise
+      except WorkdirInUse as e:  # another sweep process trains it now
+        log(f'[{n}/{len(todo)}] {u.name}: BUSY, skipped: {e}')
+        statuses.update({p.name: BUSY for p in u.points
+                         if not is_done(run_dir(workdir, p))})
+        continue
       except Exception as e:  # pylint: disable=broad-except
         log(f'[{n}/{len(todo)}] {u.name}: FAILED {type(e).__name__}: {e}')
         statuses.update({p.name: 'failed' for p in u.points
@@ -303,7 +316,7 @@ def _run_workers(sweep_arg, workdir, todo, parallel, extra_overrides,
             with open(path) as f:
               res[p.name] = json.load(f)['status']
           else:
-            res[p.name] = 'failed'
+            res[p.name] = BUSY if rc == EXIT_BUSY else 'failed'
         statuses.update(res)
         extra = '' if rc == 0 else (f' exit code {rc}, see '
                                     f'{os.path.join(log_dir, u.name)}.log')

@@ -5,7 +5,8 @@
 
 Started by :func:`gan_stability.sweep.runner.run` with ``parallel > 1``
 (CPU affinity and XLA thread flags are set by the parent). Exit status 0
-when every point of the unit finished (``ok`` or ``diverged``).
+when every point of the unit finished (``ok`` or ``diverged``), 75 when
+another process holds a run directory of the unit.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ def main(argv=None) -> int:
   except train.Preempted as e:  # SIGTERM from the parent: checkpointed
     print(str(e), flush=True)
     return train.EXIT_PREEMPTED
+  except train.WorkdirInUse as e:  # another process trains this unit now
+    print(f'busy: {e}', flush=True)
+    return runner.EXIT_BUSY
   print('statuses:', result, flush=True)
   return 0
 

@@ -16,9 +16,9 @@ from gan_stability.train.task import Task, make_multi_step
 from gan_stability.train.tasks import (TASKS, make_task, restore_sampler,
                                        train_and_evaluate)
 from gan_stability.train.workdir import (EXIT_PREEMPTED, DivergenceError,
-                                         Preempted)
+                                         Preempted, WorkdirInUse)
 
 __all__ = ['DivergenceError', 'EXIT_PREEMPTED', 'GANState', 'Preempted',
            'TASKS', 'Task', 'init_state', 'make_multi_step',
            'make_optimizers', 'make_task', 'make_train_step',
-           'restore_sampler', 'train_and_evaluate']
+           'restore_sampler', 'train_and_evaluate', 'WorkdirInUse']

@@ -33,6 +33,7 @@ seed and the step.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Sequence
 
 import jax
@@ -207,6 +208,7 @@ def train(task, workdir: str) -> dict:
   or checked there first); returns the final record with ``step``.
 
   Raises:
+    WorkdirInUse: another run holds the workdir (nothing is written).
     ConfigError: a config that differs from the one the workdir was
       started with, in a field that may not change on resume.
     DivergenceError: a NaN/Inf loss or gradient (after ``max_rollbacks``
@@ -215,10 +217,17 @@ def train(task, workdir: str) -> dict:
     Preempted: SIGTERM arrived; the state was checkpointed first.
     RuntimeError: checkpoints exist but none can be restored.
   """
-  workdir_lib.check_config_file(task.config, workdir)
-  program = OnMesh(task)
-  (result,) = _train(task, program, [_open_run(task.config, workdir)],
-                     prefix='')
+  if os.path.isdir(workdir):  # before the lock: a refused run writes nothing
+    workdir_lib.check_files(task.config, workdir)
+  locks = workdir_lib.lock_workdirs([workdir])
+  try:
+    workdir_lib.check_config_file(task.config, workdir)
+    program = OnMesh(task)
+    (result,) = _train(task, program, [_open_run(task.config, workdir)],
+                       prefix='')
+  finally:
+    for lock in locks:
+      lock.release()
   return result
 
 
@@ -235,9 +244,17 @@ def train_group(task, configs: Sequence[Any], workdirs: Sequence[str], *,
     finished alone with :func:`train`.
   """
   for c, wd in zip(configs, workdirs):
-    workdir_lib.check_config_file(c, wd)
-  runs = [_open_run(c, wd) for c, wd in zip(configs, workdirs)]
-  return _train(task, Vmapped(task), runs, prefix=prefix)
+    if os.path.isdir(wd):
+      workdir_lib.check_files(c, wd)
+  locks = workdir_lib.lock_workdirs(workdirs)
+  try:
+    for c, wd in zip(configs, workdirs):
+      workdir_lib.check_config_file(c, wd)
+    runs = [_open_run(c, wd) for c, wd in zip(configs, workdirs)]
+    return _train(task, Vmapped(task), runs, prefix=prefix)
+  finally:
+    for lock in locks:
+      lock.release()
 
 
 def _resume(task, program, runs) -> tuple[int, Any]:
@@ -268,12 +285,15 @@ def _resume(task, program, runs) -> tuple[int, Any]:
 
 def _train(task, program, runs: list[_Run], *, prefix: str) -> list[dict]:
   sigterm = workdir_lib.SigtermFlag().__enter__()
+  failing = True
   try:
-    return _train_runs(task, program, runs, sigterm, prefix)
+    out = _train_runs(task, program, runs, sigterm, prefix)
+    failing = False
+    return out
   finally:
     sigterm.__exit__()
     for r in runs:
-      r.files.close()
+      r.files.close(failing=failing)
 
 
 def _roll_back_or_stop(task, program, r: _Run, bad: list[str], values: dict,
@@ -346,6 +366,8 @@ def _train_runs(task, program, runs, sigterm, prefix) -> list[dict]:
     new_state, metrics = program.multi_step(state, program.batch(draws),
                                             program.keys(runs))
     per_run = program.split(jax.device_get(metrics))  # one sync per dispatch
+    for r in runs:  # a checkpoint save that failed in the background
+      r.files.ckpt.check()
     rolled_back = False
     for i in list(active):
       r, m = runs[i], per_run[i]

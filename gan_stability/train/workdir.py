@@ -2,6 +2,8 @@
 
 A run directory holds (process 0 writes):
 
+* ``run.lock`` - held by the run training it (:class:`WorkdirLock`); a
+  second run on the same workdir is refused at once, naming the holder.
 * ``config.json`` - the run's config. A rerun with the same workdir checks
   that its config differs from it only in fields the schema marks
   resumable (:func:`check_config_file`); an old file is upgraded first.
@@ -25,10 +27,14 @@ writes a checkpoint of the diverged state.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
+import socket
+import sys
 import threading
+import time
 
 import jax
 import ml_collections
@@ -36,13 +42,105 @@ import numpy as np
 from absl import logging
 
 from gan_stability import config as config_lib
+from gan_stability import distributed
 from gan_stability import writers
 from gan_stability.checkpoint import Checkpointer
+from gan_stability.errors import DamagedFile, write_failed
 
 # Exit status after a SIGTERM (128 + 15, what a scheduler sees for a
 # terminated job): the checkpoint is saved, rerun the same command to resume.
 EXIT_PREEMPTED = 143
 CONFIG_FILE = 'config.json'
+# How long a failing run waits for its checkpoint save in flight.
+CLOSE_TIMEOUT_S = 60
+
+
+class WorkdirInUse(RuntimeError):
+  """Another run (another process, or another job) holds the workdir."""
+
+
+LOCK_FILE = 'run.lock'
+
+
+class WorkdirLock:
+  """The exclusive lock a run holds on its workdir while it trains.
+
+  A POSIX record lock (``fcntl.lockf``, honoured across hosts by NFSv4 and
+  Lustre) on ``<workdir>/run.lock``, which also holds the holder's pid, host
+  and start time for the message a second run gets. The kernel drops the
+  lock when its process ends in any way (``kill -9`` included), so a stale
+  lock is simply taken over; the file's old content then only says whose it
+  was. One multi-host job takes it once (process 0), not per process.
+  """
+
+  def __init__(self, workdir: str):
+    self.workdir = workdir
+    self.path = os.path.join(workdir, LOCK_FILE)
+    self._fd = None
+
+  def _holder(self, fd) -> str:
+    try:
+      os.lseek(fd, 0, os.SEEK_SET)
+      info = json.loads(os.read(fd, 4096).decode() or '{}')
+      return (f"pid {info['pid']} on host {info['host']} (started "
+              f"{info['started']})")
+    except (OSError, ValueError, KeyError):
+      return 'another process'
+
+  def acquire(self) -> None:
+    """Takes the lock, or raises :class:`WorkdirInUse` naming the holder."""
+    os.makedirs(self.workdir, exist_ok=True)
+    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      holder = self._holder(fd)
+      os.close(fd)
+      raise WorkdirInUse(
+          f'{self.workdir}: in use by another run, {holder} (its lock: '
+          f'{self.path}); wait for it to end or stop it, or use another '
+          '--workdir') from None
+    previous = self._holder(fd)
+    if previous != 'another process':
+      logging.warning('%s: took over the lock of %s, which has ended',
+                      self.workdir, previous)
+    info = {'pid': os.getpid(), 'host': socket.gethostname(),
+            'started': time.strftime('%Y-%m-%d %H:%M:%S %Z')}
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, json.dumps(info).encode())
+    self._fd = fd
+
+  def release(self) -> None:
+    if self._fd is not None:
+      try:
+        os.ftruncate(self._fd, 0)
+      except OSError:
+        pass
+      os.close(self._fd)  # drops the lock
+      self._fd = None
+
+
+def lock_workdirs(workdirs) -> list[WorkdirLock]:
+  """Locks every workdir for this job (process 0 takes the locks; every
+  process learns whether they were free). Raises :class:`WorkdirInUse`
+  (on every process) when one is held; nothing is left locked then."""
+  locks, error = [], None
+  if jax.process_index() == 0:
+    try:
+      for wd in workdirs:
+        lock = WorkdirLock(wd)
+        lock.acquire()
+        locks.append(lock)
+    except WorkdirInUse as e:
+      error = e
+  if distributed.any_process(error is not None):
+    for lock in locks:
+      lock.release()
+    raise error or WorkdirInUse(
+        f'{workdirs[0]}: process 0 of this job found a workdir in use by '
+        'another run')
+  return locks
 
 
 class DivergenceError(RuntimeError):
@@ -58,26 +156,65 @@ class Preempted(Exception):
     self.step = step
 
 
-class SigtermFlag:
-  """Records SIGTERM instead of dying, while the loop runs (main thread)."""
+# How long after a SIGTERM the run may take to checkpoint and stop before
+# it exits without a new checkpoint (a save or a collective that cannot
+# complete); the CLIs' --stop_timeout_s.
+STOP_TIMEOUT_S = 120.0
+EXIT_STOP_FAILED = 4  # as a failed write: no new checkpoint was made
 
-  def __init__(self):
+
+class SigtermFlag:
+  """Records SIGTERM instead of dying, while the loop runs (main thread).
+
+  The loop checkpoints and stops at the end of the dispatch in progress. If
+  it has not stopped :data:`STOP_TIMEOUT_S` seconds after the signal, the
+  process exits with :data:`EXIT_STOP_FAILED` saying so (the last complete
+  checkpoint is kept). A second SIGTERM, or a SIGINT after a SIGTERM, exits
+  at once (status 128 + the signal).
+  """
+
+  def __init__(self, stop_timeout: float | None = None):
     self.requested = False
-    self._previous = None
+    self.stop_timeout = STOP_TIMEOUT_S if stop_timeout is None else stop_timeout
+    self._previous = {}
+    self._stopped = threading.Event()
 
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._previous[sig] = signal.signal(sig, self._handle)
     return self
 
   def _handle(self, signum, frame):
-    del signum, frame
+    if self.requested:
+      print(f'{signal.Signals(signum).name} after SIGTERM: exiting at once, '
+            'without a new checkpoint (the last complete one is kept)',
+            file=sys.stderr, flush=True)
+      os._exit(128 + signum)  # pylint: disable=protected-access
+    if signum == signal.SIGINT:  # Ctrl-C alone: Python's KeyboardInterrupt
+      previous = self._previous.get(signal.SIGINT)
+      if callable(previous):
+        return previous(signum, frame)
+      raise KeyboardInterrupt
     self.requested = True
     logging.warning('SIGTERM: saving a checkpoint and stopping')
+    threading.Thread(target=self._deadline, daemon=True,
+                     name='gan_stability-stop-deadline').start()
+
+  def _deadline(self):
+    if not self._stopped.wait(self.stop_timeout):
+      print(f'error: the run did not stop within {self.stop_timeout:.0f} s of '
+            'SIGTERM (a checkpoint save or a collective is stuck): exiting '
+            'without a new checkpoint; the last complete one is kept',
+            file=sys.stderr, flush=True)
+      os._exit(EXIT_STOP_FAILED)  # pylint: disable=protected-access
 
   def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
+    self._stopped.set()
+    for sig, previous in self._previous.items():
+      if previous is not None:
+        signal.signal(sig, previous)
+    self._previous = {}
     return False
 
 
@@ -88,27 +225,47 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
   if not os.path.exists(path):
     raise FileNotFoundError(f'{path}: no config.json; is {workdir!r} the '
                             'workdir of a training run?')
-  with open(path) as f:
-    return ml_collections.ConfigDict(config_lib.upgrade(json.load(f)))
+  try:
+    with open(path, 'rb') as f:
+      saved = json.loads(f.read())
+    if not isinstance(saved, dict):
+      raise ValueError(f'a JSON {type(saved).__name__}, not an object')
+  except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+    raise DamagedFile(
+        f'{path}: damaged ({e}); it records the run\'s config: restore it '
+        f'from a copy, or start the run again in a new --workdir') from None
+  return ml_collections.ConfigDict(config_lib.upgrade(saved))
 
 
-def check_config_file(config, workdir: str) -> None:
-  """Writes ``config.json``, or checks that a resumed run's config differs
-  from the one written only in resumable fields (ConfigError naming the
-  first other one)."""
+def check_files(config, workdir: str) -> None:
+  """Reads what a resumed run will read, changing nothing: ``config.json``
+  must differ from ``config`` only in resumable fields (ConfigError naming
+  the first other one) and, like ``metrics.jsonl``, be intact
+  (DamagedFile)."""
   path = os.path.join(workdir, CONFIG_FILE)
-  new = config.to_dict()
   if os.path.exists(path):
     changed = config_lib.resume_changes(load_run_config(workdir), config)
     if changed:
       raise config_lib.ConfigError(
           f'config.{changed[0]}: differs from the run already in {workdir} '
           f'(changed: {changed}); use a new --workdir to start a different run')
+  if os.path.exists(os.path.join(workdir, writers.METRICS_FILE)):
+    writers.read_metrics(workdir)
+
+
+def check_config_file(config, workdir: str) -> None:
+  """:func:`check_files`, then writes ``config.json`` (process 0)."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  new = config.to_dict()
+  check_files(config, workdir)
   if jax.process_index() == 0:
     tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-      json.dump(new, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    try:
+      with open(tmp, 'w') as f:
+        json.dump(new, f, indent=2, sort_keys=True)
+      os.replace(tmp, path)
+    except OSError as e:
+      raise write_failed('config', path, e) from e
 
 
 def pending_to_json(chunks: list[dict]) -> dict:
@@ -184,6 +341,11 @@ class RunFiles:
                                  'pending': pending_to_json(chunks),
                                  'rollbacks': rollbacks})
 
-  def close(self) -> None:
-    self.ckpt.close()
-    self.writer.close()
+  def close(self, *, failing: bool = False) -> None:
+    """Waits for the save in flight and closes the files. When the run is
+    already failing (``failing``) nothing here raises and the save in
+    flight gets at most :data:`CLOSE_TIMEOUT_S` seconds."""
+    try:
+      self.ckpt.close(timeout=CLOSE_TIMEOUT_S if failing else None)
+    finally:
+      self.writer.close()
