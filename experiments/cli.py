@@ -61,6 +61,20 @@ def _fail(message: str, status: int = EXIT_USAGE):
   sys.exit(status)
 
 
+def _quiet_closed_loops(hook):
+  """``sys.excepthook`` without orbax's "Event loop is closed" errors:
+  after a checkpoint write fails, tensorstore may still complete writes
+  whose asyncio loop orbax has closed, and prints each error (the run
+  reports the failure itself, in one line)."""
+
+  def excepthook(kind, value, tb):
+    if kind is RuntimeError and str(value) == 'Event loop is closed':
+      return
+    hook(kind, value, tb)
+
+  return excepthook
+
+
 class _QuietOrbax(pylogging.Filter):
   """Drops orbax's log records below CRITICAL (see :func:`run`)."""
 
@@ -97,6 +111,7 @@ def run(body: Callable[[], None]) -> None:
     # stream of tracebacks that the run reports in one line (WriteFailed).
     logging.set_verbosity(logging.WARNING)
     logging.get_absl_handler().addFilter(_QuietOrbax())
+    sys.excepthook = _quiet_closed_loops(sys.excepthook)
   start_runtime()
   from gan_stability import distributed, errors, train  # pylint: disable=g-import-not-at-top
   from gan_stability.train import workdir  # pylint: disable=g-import-not-at-top

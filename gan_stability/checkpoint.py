@@ -18,7 +18,7 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
-from gan_stability.errors import write_failed
+from gan_stability.errors import is_write_error, write_failed
 
 
 class Checkpointer:
@@ -71,6 +71,8 @@ class Checkpointer:
       self._mngr.save(step, args=ocp.args.Composite(
           state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
     except Exception as e:  # pylint: disable=broad-except
+      if not is_write_error(e):
+        raise
       raise write_failed('checkpoint', self._step_dir(step), e) from e
 
   def _step_dir(self, step) -> str:
@@ -82,6 +84,8 @@ class Checkpointer:
     try:
       self._mngr.check_for_errors()
     except Exception as e:  # pylint: disable=broad-except
+      if not is_write_error(e):
+        raise
       raise write_failed('checkpoint', self._step_dir(self._pending), e) from e
 
   def restore(self, step: int, target_state):
@@ -144,6 +148,8 @@ class Checkpointer:
     try:
       self._mngr.wait_until_finished()
     except Exception as e:  # pylint: disable=broad-except
+      if not is_write_error(e):
+        raise
       raise write_failed('checkpoint', self._step_dir(self._pending), e) from e
 
   def close(self, *, timeout: float | None = None) -> None:

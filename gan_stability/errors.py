@@ -47,6 +47,18 @@ def _free_space(path: str) -> str:
   return ''
 
 
+def is_write_error(error: BaseException) -> bool:
+  """Whether ``error`` is a failed write of a file: an ``OSError``, or an
+  error of orbax / tensorstore carrying an OS error code or saying
+  RESOURCE_EXHAUSTED (not, e.g., a collective that failed inside a
+  multi-process save because another process died)."""
+  if isinstance(error, OSError):
+    return True
+  text = str(error)
+  return ('os_error_code' in text or 'RESOURCE_EXHAUSTED' in text
+          or 'No space left on device' in text)
+
+
 def write_failed(what: str, path: str, error: BaseException) -> WriteFailed:
   """The :class:`WriteFailed` of writing ``what`` (e.g. ``'metrics'``) to
   ``path``, naming the error and the space left there."""

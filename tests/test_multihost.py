@@ -7,7 +7,8 @@ takes its processes with it (they die with their parent), so nothing hangs.
 * 2 processes x 1 device against 1 process x 2 fake devices: the same
   ``metrics.jsonl``, evaluation samples and final state (MoG WGAN-GP, MoG
   SN-GAN, a DCGAN with batch norm and an EMA of G; the golden cases'
-  commands), each process feeding exactly its half of every global batch;
+  commands), each process feeding exactly its half of every global batch
+  (recorded by tests/multihost/record_runs.py);
   offline evaluation across 2 processes equals the single-process one.
 * A 2-process run is bitwise repeatable; SIGTERM to process 1 alone stops
   both at one step with status 143 and the rerun ends bit for bit where the
@@ -36,7 +37,7 @@ from conftest import REPO, subprocess_env
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'golden'))
 import runs  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-RECORD = os.path.join(REPO, 'tests', 'multihost', 'record_train.py')
+RECORD = os.path.join(REPO, 'tests', 'multihost', 'record_runs.py')
 
 
 def _env(devices: int = 1) -> dict:
@@ -156,50 +157,57 @@ def idx(tmp_path_factory):
   return runs.idx_dir(str(tmp_path_factory.mktemp('multihost_idx')))
 
 
-@pytest.mark.timeout(600)
-@pytest.mark.parametrize('case', ['mog_wgan_gp', 'mog_sngan', 'image_bn_ema'])
-def test_two_processes_equal_two_devices(case, idx, tmp_path):
-  args = _case_args(case, idx)
-  one = str(tmp_path / 'one_process')
-  two = str(tmp_path / 'two_processes')
-  _single([RECORD, f'--workdir={one}', *args], devices=2)
-  _launch([sys.executable, RECORD, '--multihost', f'--workdir={two}', *args])
+CASES = ('mog_wgan_gp', 'mog_sngan', 'image_bn_ema')
 
-  _assert_records_close(_records(two), _records(one), rtol=1e-5)
-  _assert_same_state(two, one, rtol=1e-5)
-  ref = np.load(os.path.join(one, 'fed_p0.npz'))
-  fed = [np.load(os.path.join(two, f'fed_p{i}.npz')) for i in (0, 1)]
-  axis = int(ref['axis'])
-  batches = sorted(k for k in ref if k.startswith('batch_'))
-  assert batches and all(sorted(k for k in f if k.startswith('batch_'))
-                         == batches for f in fed)
-  for k in batches:
-    half = ref[k].shape[axis] // 2
-    # Each process fed its own rows, and only those: the first and the
-    # second half of the global batch.
-    for i, f in enumerate(fed):
-      np.testing.assert_array_equal(
-          f[k], np.take(ref[k], range(i * half, (i + 1) * half), axis=axis))
-  samples = sorted(k for k in ref if k.startswith('samples_'))
-  assert samples
-  for k in samples:  # gathered on both processes, as on one
-    for f in fed:
-      np.testing.assert_allclose(f[k], ref[k], rtol=1e-5, atol=1e-6)
 
-  if case == 'image_bn_ema':  # offline evaluation, features on 2 processes
-    evaluate = ['-m', 'experiments.evaluate', '--num_samples=16',
-                '--metrics=cfid,digits']
-    single = _single([*evaluate, f'--workdir={one}'], devices=1)
-    multi = _launch([sys.executable, *evaluate, '--multihost',
-                     f'--workdir={two}'])
-    want = eval(single.stdout.split('evaluate:')[1].strip())  # pylint: disable=eval-used
-    got = [eval(line.split('evaluate:')[1])  # pylint: disable=eval-used
-           for line in multi.splitlines() if 'evaluate:' in line]
-    assert len(got) == 2  # both processes
-    for g in got:
-      assert g.keys() == want.keys()
-      np.testing.assert_allclose(g['cfid'], want['cfid'], rtol=1e-5)
-      assert g['digit_modes'] == want['digit_modes']
+@pytest.mark.timeout(900)
+def test_two_processes_equal_two_devices(idx, tmp_path):
+  """Each case in 2 processes x 1 device and in 1 process x 2 devices (the
+  runs of each side in one process or job: tests/multihost/record_runs.py)."""
+  one = {c: str(tmp_path / 'one_process' / c) for c in CASES}
+  two = {c: str(tmp_path / 'two_processes' / c) for c in CASES}
+  plan = lambda dirs: json.dumps([[dirs[c], _case_args(c, idx)]
+                                  for c in CASES])
+  _single([RECORD, plan(one)], devices=2, timeout=600)
+  _launch([sys.executable, RECORD, '--multihost', plan(two)], timeout=600)
+
+  for case in CASES:
+    _assert_records_close(_records(two[case]), _records(one[case]), rtol=1e-5)
+    _assert_same_state(two[case], one[case], rtol=1e-5)
+    ref = np.load(os.path.join(one[case], 'fed_p0.npz'))
+    fed = [np.load(os.path.join(two[case], f'fed_p{i}.npz')) for i in (0, 1)]
+    axis = int(ref['axis'])
+    batches = sorted(k for k in ref if k.startswith('batch_'))
+    assert batches and all(sorted(k for k in f if k.startswith('batch_'))
+                           == batches for f in fed)
+    for k in batches:
+      half = ref[k].shape[axis] // 2
+      # Each process fed its own rows, and only those: the first and the
+      # second half of the global batch.
+      for i, f in enumerate(fed):
+        np.testing.assert_array_equal(
+            f[k], np.take(ref[k], range(i * half, (i + 1) * half), axis=axis),
+            err_msg=f'{case} {k} process {i}')
+    samples = sorted(k for k in ref if k.startswith('samples_'))
+    assert samples
+    for k in samples:  # gathered on both processes, as on one
+      for f in fed:
+        np.testing.assert_allclose(f[k], ref[k], rtol=1e-5, atol=1e-6)
+
+  # Offline evaluation, the classifier features computed on 2 processes.
+  evaluate = ['-m', 'experiments.evaluate', '--num_samples=16',
+              '--metrics=cfid,digits']
+  single = _single([*evaluate, f'--workdir={one["image_bn_ema"]}'], devices=1)
+  multi = _launch([sys.executable, *evaluate, '--multihost',
+                   f'--workdir={two["image_bn_ema"]}'])
+  want = eval(single.stdout.split('evaluate:')[1].strip())  # pylint: disable=eval-used
+  got = [eval(line.split('evaluate:')[1])  # pylint: disable=eval-used
+         for line in multi.splitlines() if 'evaluate:' in line]
+  assert len(got) == 2  # both processes
+  for g in got:
+    assert g.keys() == want.keys()
+    np.testing.assert_allclose(g['cfid'], want['cfid'], rtol=1e-5)
+    assert g['digit_modes'] == want['digit_modes']
 
 
 _MOG_LONG = ['--config=experiments/configs/mog.py:wgan_gp', '--config.seed=1',
@@ -214,7 +222,7 @@ _MOG_LONG = ['--config=experiments/configs/mog.py:wgan_gp', '--config.seed=1',
 @pytest.mark.timeout(900)
 def test_preemption_and_a_lost_process(tmp_path):
   train = [sys.executable, '-m', 'experiments.train', '--multihost',
-           '--heartbeat_timeout_s=10', *_MOG_LONG]
+           '--heartbeat_timeout_s=6', *_MOG_LONG]
   ref, again = str(tmp_path / 'ref'), str(tmp_path / 'again')
   _launch(train + [f'--workdir={ref}'])
   _launch(train + [f'--workdir={again}'])
