@@ -53,7 +53,6 @@ FLAGS = flags.FLAGS
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-EXIT_WRITE_FAILED = 4
 
 
 def _fail(message: str, status: int = EXIT_USAGE):
@@ -61,18 +60,27 @@ def _fail(message: str, status: int = EXIT_USAGE):
   sys.exit(status)
 
 
-def _quiet_closed_loops(hook):
-  """``sys.excepthook`` without orbax's "Event loop is closed" errors:
-  after a checkpoint write fails, tensorstore may still complete writes
-  whose asyncio loop orbax has closed, and prints each error (the run
-  reports the failure itself, in one line)."""
+def _closed_loop(error) -> bool:
+  return isinstance(error, RuntimeError) and str(error) == 'Event loop is closed'
 
-  def excepthook(kind, value, tb):
-    if kind is RuntimeError and str(value) == 'Event loop is closed':
-      return
-    hook(kind, value, tb)
 
-  return excepthook
+def _quiet_closed_loops() -> None:
+  """``sys.excepthook`` and ``sys.unraisablehook`` without orbax's "Event
+  loop is closed" errors: after a checkpoint write fails, tensorstore may
+  still complete writes whose asyncio loop orbax has closed, and each
+  completion prints that error (the run reports the failure itself, in one
+  line)."""
+  excepthook, unraisablehook = sys.excepthook, sys.unraisablehook
+
+  def quiet_excepthook(kind, value, tb):
+    if not _closed_loop(value):
+      excepthook(kind, value, tb)
+
+  def quiet_unraisablehook(unraisable):
+    if not _closed_loop(unraisable.exc_value):
+      unraisablehook(unraisable)
+
+  sys.excepthook, sys.unraisablehook = quiet_excepthook, quiet_unraisablehook
 
 
 class _QuietOrbax(pylogging.Filter):
@@ -103,15 +111,16 @@ def start_runtime() -> None:
 
 
 def run(body: Callable[[], None]) -> None:
-  """Runs a CLI's ``body`` after :func:`start_runtime`; bad input
-  (ConfigError, a missing file or checkpoint) ends in one line and status 2,
-  a SIGTERM in status 143, divergence in status 1."""
+  """Runs a CLI's ``body`` after :func:`start_runtime`, ending as the
+  module docstring says: bad input (ConfigError, a damaged or missing file,
+  a workdir in use) in one line and status 2, a failed write in one line and
+  status 4, a SIGTERM in status 143, divergence in one line and status 1."""
   if not FLAGS['verbosity'].present:
     # orbax logs every save at INFO, and a failed background save as a
     # stream of tracebacks that the run reports in one line (WriteFailed).
     logging.set_verbosity(logging.WARNING)
     logging.get_absl_handler().addFilter(_QuietOrbax())
-    sys.excepthook = _quiet_closed_loops(sys.excepthook)
+    _quiet_closed_loops()
   start_runtime()
   from gan_stability import distributed, errors, train  # pylint: disable=g-import-not-at-top
   from gan_stability.train import workdir  # pylint: disable=g-import-not-at-top
@@ -138,7 +147,7 @@ def run(body: Callable[[], None]) -> None:
     # at once rather than wait on threads stuck on a full disk.
     print(f'error: {e}', file=sys.stderr, flush=True)
     sys.stdout.flush()
-    os._exit(EXIT_WRITE_FAILED)  # pylint: disable=protected-access
+    os._exit(workdir.EXIT_WRITE_FAILED)  # pylint: disable=protected-access
   except Exception:  # e.g. a collective failed: which process was lost?
     distributed.await_lost_process()
     raise

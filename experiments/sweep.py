@@ -4,7 +4,8 @@ Every point of the spec (``experiments/ablations/*.py``; see
 :mod:`gan_stability.sweep.spec`) is trained in ``DIR/runs/<point name>/``.
 Rerunning the same command skips finished points (their ``DONE`` marker) and
 resumes interrupted ones from their checkpoints; after a SIGTERM the runs in
-progress are checkpointed and the sweep exits with status 143.
+progress are checkpointed and the sweep exits with status 143; a failed write
+(a full disk) stops the sweep with one line and status 4.
 
     --parallel=K     K worker processes, each pinned to its share of the CPUs
     --shard=i/n      only this shard of the points (i = 0..n-1; the shards
@@ -53,9 +54,10 @@ def main(argv):
     print('\n'.join(runner.dry_run_lines(FLAGS.workdir, mine,
                                          sweep.seeds_in_one_program)))
     return
-  from gan_stability import train  # pylint: disable=g-import-not-at-top
-  runner.write_sweep_file(FLAGS.workdir, sweep, points, extra)
+  from gan_stability import errors, train  # pylint: disable=g-import-not-at-top
+  from gan_stability.train import workdir  # pylint: disable=g-import-not-at-top
   try:
+    runner.write_sweep_file(FLAGS.workdir, sweep, points, extra)
     statuses = runner.run(FLAGS.sweep, FLAGS.workdir, mine.units,
                           parallel=FLAGS.parallel,
                           extra_overrides=FLAGS.override,
@@ -65,6 +67,9 @@ def main(argv):
     print('sweep preempted (SIGTERM): runs in progress are checkpointed; '
           'rerun the same command to resume', flush=True)
     sys.exit(train.EXIT_PREEMPTED)
+  except errors.WriteFailed as e:  # a full disk stops the whole sweep
+    print(f'error: {e}', file=sys.stderr, flush=True)
+    sys.exit(workdir.EXIT_WRITE_FAILED)
   failed = sorted(n for n, s in statuses.items() if s == 'failed')
   if failed:
     print(f'error: {len(failed)} points failed: {failed}', file=sys.stderr)

@@ -156,7 +156,9 @@ def test_sigkill_at_three_random_points_resumes_bitwise(kind, idx_dir,
 
 def test_sigterm_checkpoints_and_exits_143_then_resumes(tmp_path, mog_ref):
   args = [a for a in MOG_ARGS if not a.startswith('--config.checkpoint_every')]
-  args += ['--config.checkpoint_every=7']  # SIGTERM must save between these
+  # SIGTERM must save between these (under load the signal may land a few
+  # steps after the 3rd record is seen)
+  args += ['--config.checkpoint_every=13']
   wd = str(tmp_path / 'term')
   t0 = time.time()
   code, out = _run_until(args, wd, lambda w: _lines(w) >= 3, sig=signal.SIGTERM)
@@ -164,7 +166,7 @@ def test_sigterm_checkpoints_and_exits_143_then_resumes(tmp_path, mog_ref):
   assert 'preempted (SIGTERM): checkpoint saved at step' in out
   assert time.time() - t0 < 120
   step = Checkpointer(os.path.join(wd, 'checkpoints')).latest_step()
-  assert step is not None and 3 <= step < 14 and step % 7 != 0
+  assert step is not None and 3 <= step < 13
   _complete(args, wd)
   _assert_same_run(mog_ref, wd)
 

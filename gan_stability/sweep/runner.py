@@ -45,7 +45,7 @@ import sys
 import time
 from typing import Any, Sequence
 
-from gan_stability.errors import write_failed
+from gan_stability.errors import WriteFailed, write_failed
 from gan_stability.sweep import spec as spec_lib
 from gan_stability.train import (DivergenceError, Preempted, WorkdirInUse,
                                  seeds, train_and_evaluate)
@@ -239,6 +239,9 @@ def run(sweep_arg: str, workdir: str, units: Sequence, *, parallel: int = 1,
       except Preempted:  # SIGTERM: the run is checkpointed; stop the sweep
         log(f'[{n}/{len(todo)}] {u.name}: preempted (SIGTERM); rerun the '
             'same command to resume')
+        raise
+      except WriteFailed:  # a full disk: the next units would fail too
+        log(f'[{n}/{len(todo)}] {u.name}: stopped, a write failed')
         raise
       except WorkdirInUse as e:  # another sweep process trains it now
         log(f'[{n}/{len(todo)}] {u.name}: BUSY, skipped: {e}')

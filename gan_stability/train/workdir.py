@@ -27,6 +27,7 @@ writes a checkpoint of the diverged state.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -89,13 +90,18 @@ class WorkdirLock:
 
   def acquire(self) -> None:
     """Takes the lock, or raises :class:`WorkdirInUse` naming the holder."""
-    os.makedirs(self.workdir, exist_ok=True)
-    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      os.makedirs(self.workdir, exist_ok=True)
+      fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+      raise write_failed('lock', self.path, e) from e
     try:
       fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as e:
       holder = self._holder(fd)
       os.close(fd)
+      if e.errno not in (errno.EACCES, errno.EAGAIN):
+        raise write_failed('lock', self.path, e) from e
       raise WorkdirInUse(
           f'{self.workdir}: in use by another run, {holder} (its lock: '
           f'{self.path}); wait for it to end or stop it, or use another '
@@ -106,9 +112,13 @@ class WorkdirLock:
                       self.workdir, previous)
     info = {'pid': os.getpid(), 'host': socket.gethostname(),
             'started': time.strftime('%Y-%m-%d %H:%M:%S %Z')}
-    os.ftruncate(fd, 0)
-    os.lseek(fd, 0, os.SEEK_SET)
-    os.write(fd, json.dumps(info).encode())
+    try:
+      os.ftruncate(fd, 0)
+      os.lseek(fd, 0, os.SEEK_SET)
+      os.write(fd, json.dumps(info).encode())
+    except OSError as e:
+      os.close(fd)
+      raise write_failed('lock', self.path, e) from e
     self._fd = fd
 
   def release(self) -> None:
@@ -160,7 +170,9 @@ class Preempted(Exception):
 # it exits without a new checkpoint (a save or a collective that cannot
 # complete); the CLIs' --stop_timeout_s.
 STOP_TIMEOUT_S = 120.0
-EXIT_STOP_FAILED = 4  # as a failed write: no new checkpoint was made
+# Exit status when a file could not be written (WriteFailed), or a save
+# could not complete after a SIGTERM: no new checkpoint was made.
+EXIT_WRITE_FAILED = 4
 
 
 class SigtermFlag:
@@ -168,7 +180,7 @@ class SigtermFlag:
 
   The loop checkpoints and stops at the end of the dispatch in progress. If
   it has not stopped :data:`STOP_TIMEOUT_S` seconds after the signal, the
-  process exits with :data:`EXIT_STOP_FAILED` saying so (the last complete
+  process exits with :data:`EXIT_WRITE_FAILED` saying so (the last complete
   checkpoint is kept). A second SIGTERM, or a SIGINT after a SIGTERM, exits
   at once (status 128 + the signal).
   """
@@ -207,7 +219,7 @@ class SigtermFlag:
             'SIGTERM (a checkpoint save or a collective is stuck): exiting '
             'without a new checkpoint; the last complete one is kept',
             file=sys.stderr, flush=True)
-      os._exit(EXIT_STOP_FAILED)  # pylint: disable=protected-access
+      os._exit(EXIT_WRITE_FAILED)  # pylint: disable=protected-access
 
   def __exit__(self, *exc):
     self._stopped.set()

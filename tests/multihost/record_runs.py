@@ -7,7 +7,9 @@ and ``samples_<n>``. Used by tests/test_multihost.py::
   python tests/multihost/record_runs.py [--multihost] '[[WORKDIR, [ARG, ...]], ...]'
 
 where the ARGs are ``experiments.train``'s ``--config=...`` and
-``--config.field=value`` arguments.
+``--config.field=value`` arguments. A run may carry a third element, the
+keyword arguments of ``evaluate_checkpoint`` for an offline evaluation of
+its final checkpoint (``<workdir>/evaluate_p<i>.json``).
 """
 
 import json
@@ -62,13 +64,19 @@ def config_from_args(args):
 
 
 def main():
+  from gan_stability.eval import offline  # pylint: disable=g-import-not-at-top
   parallel.global_batch = _recording_global_batch
   loop.OnMesh.samples = _recording_samples
-  for workdir, args in json.loads(sys.argv[-1]):
+  for workdir, args, *evaluate in json.loads(sys.argv[-1]):
     RECORD.clear()
     train_and_evaluate(config_from_args(args), workdir)
     np.savez(os.path.join(workdir, f'fed_p{jax.process_index()}.npz'),
              **RECORD)
+    if evaluate:  # offline evaluation of the final checkpoint, after it
+      result = offline.evaluate_checkpoint(workdir, write=False, **evaluate[0])
+      with open(os.path.join(workdir,
+                             f'evaluate_p{jax.process_index()}.json'), 'w') as f:
+        json.dump(result, f)
   distributed.finish()
 
 
