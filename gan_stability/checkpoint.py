@@ -18,7 +18,7 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
-from gan_stability.errors import is_write_error, write_failed
+from gan_stability.errors import writing
 
 
 class Checkpointer:
@@ -67,26 +67,20 @@ class Checkpointer:
     """
     self.wait()  # the previous save's failure, named as such
     self._pending = step
-    try:
+    with self._writing():
       self._mngr.save(step, args=ocp.args.Composite(
           state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
-    except Exception as e:  # pylint: disable=broad-except
-      if not is_write_error(e):
-        raise
-      raise write_failed('checkpoint', self._step_dir(step), e) from e
 
-  def _step_dir(self, step) -> str:
-    return os.path.join(self.directory, str(step))
+  def _writing(self):
+    """Failed writes of the latest save started become WriteFailed."""
+    return writing('checkpoint',
+                   os.path.join(self.directory, str(self._pending)))
 
   def check(self) -> None:
     """Raises :class:`WriteFailed` if an asynchronous save has failed (in
     orbax's background thread, which does not stop the run by itself)."""
-    try:
+    with self._writing():
       self._mngr.check_for_errors()
-    except Exception as e:  # pylint: disable=broad-except
-      if not is_write_error(e):
-        raise
-      raise write_failed('checkpoint', self._step_dir(self._pending), e) from e
 
   def restore(self, step: int, target_state):
     """Restores ``(state, meta)``; ``target_state`` gives shapes and shardings."""
@@ -145,12 +139,8 @@ class Checkpointer:
 
   def wait(self) -> None:
     """Waits for the save in flight; WriteFailed if it failed."""
-    try:
+    with self._writing():
       self._mngr.wait_until_finished()
-    except Exception as e:  # pylint: disable=broad-except
-      if not is_write_error(e):
-        raise
-      raise write_failed('checkpoint', self._step_dir(self._pending), e) from e
 
   def close(self, *, timeout: float | None = None) -> None:
     """Waits for the save in flight and closes the manager. With ``timeout``

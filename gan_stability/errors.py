@@ -1,5 +1,6 @@
 """The library's error types (a leaf module: everything may import it)."""
 
+import contextlib
 import os
 import re
 
@@ -74,3 +75,16 @@ def write_failed(what: str, path: str, error: BaseException) -> WriteFailed:
       f'cannot write the {what} {path}: {reason} ({_free_space(path)}); '
       'free space (or fix the cause) and rerun the same command: the run '
       'resumes from its last complete checkpoint', path)
+
+
+@contextlib.contextmanager
+def writing(what: str, path: str):
+  """Within the block, a failed write (:func:`is_write_error`) of ``what``
+  at ``path`` becomes :func:`write_failed`'s :class:`WriteFailed`; any
+  other exception passes unchanged."""
+  try:
+    yield
+  except Exception as e:  # pylint: disable=broad-except
+    if not is_write_error(e):
+      raise
+    raise write_failed(what, path, e) from e

@@ -14,7 +14,7 @@ import time
 import jax
 from absl import logging
 
-from gan_stability.errors import DamagedFile, write_failed
+from gan_stability.errors import DamagedFile, writing
 
 METRICS_FILE = 'metrics.jsonl'
 
@@ -68,10 +68,8 @@ class MetricWriter:
     self.path = os.path.join(workdir, METRICS_FILE)
     self._tb = None
     if self.active and tensorboard:
-      try:
+      with writing('TensorBoard events in', workdir):
         self._tb = TensorBoardWriter(workdir)
-      except OSError as e:
-        raise write_failed('TensorBoard events in', workdir, e) from e
 
   def truncate_after(self, step: int) -> None:
     """Drops records with ``step > step`` (written after the last checkpoint)
@@ -81,12 +79,10 @@ class MetricWriter:
     kept = [json.dumps(rec) + '\n' for rec in _read_records(self.path)
             if rec.get('step', 0) <= step]
     tmp = self.path + '.tmp'
-    try:
+    with writing('metrics', self.path):
       with open(tmp, 'w') as f:
         f.writelines(kept)
       os.replace(tmp, self.path)
-    except OSError as e:
-      raise write_failed('metrics', self.path, e) from e
 
   def records(self) -> list[dict]:
     """The records in ``metrics.jsonl`` (lines cut by a crash skipped)."""
@@ -98,26 +94,20 @@ class MetricWriter:
     if not self.active:
       return
     rec = {'step': int(step), **{k: _to_py(v) for k, v in metrics.items()}}
-    try:
+    with writing('metrics', self.path):
       with open(self.path, 'a') as f:
         f.write(json.dumps(rec) + '\n')
-    except OSError as e:
-      raise write_failed('metrics', self.path, e) from e
     if self._tb is not None:
-      try:
+      with writing('TensorBoard events in', self._tb.logdir):
         for k, v in rec.items():
           if k != 'step' and isinstance(v, (int, float)):
             self._tb.add_scalar(k, v, step)
         self._tb.flush()
-      except OSError as e:
-        raise write_failed('TensorBoard events in', self._tb.logdir, e) from e
 
   def add_image(self, tag: str, image_hwc, step: int) -> None:
     if self._tb is not None:
-      try:
+      with writing('TensorBoard events in', self._tb.logdir):
         self._tb.add_image(tag, image_hwc, step)
-      except OSError as e:
-        raise write_failed('TensorBoard events in', self._tb.logdir, e) from e
 
   def close(self) -> None:
     """Closes the event file; a failure here is logged, not raised (the

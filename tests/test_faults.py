@@ -47,21 +47,12 @@ ARGS = ['--config=experiments/configs/mog.py:wgan_gp', '--config.seed=3',
 EXIT_WRITE_FAILED = 4
 
 
-def _config():
-  """The config ``ARGS`` build on the command line."""
-  from gan_stability.sweep import spec  # pylint: disable=g-import-not-at-top
-  config = spec.load_config(ARGS[0][len('--config='):])
-  for arg in ARGS[1:]:
-    field, value = spec.parse_override(arg[len('--config.'):])
-    spec.set_field(config, field, value, arg)
-  return config
-
-
 def _train(workdir):
   """``experiments.train`` of ``ARGS`` in this process (its programs stay
   compiled between runs)."""
+  from gan_stability.sweep import spec  # pylint: disable=g-import-not-at-top
   from gan_stability.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
-  return train_and_evaluate(_config(), str(workdir))
+  return train_and_evaluate(spec.config_from_args(ARGS), str(workdir))
 
 
 def _run(workdir, *, fault: str | None = None, extra=(), timeout=120):

@@ -52,15 +52,7 @@ def _skip_unless_same_environment(case):
 def _config(case: str, idx: str):
   """The config the case's ``experiments.train`` command line builds."""
   _, args = runs.CASES[case]
-  config = None
-  for arg in args:
-    arg = arg.replace('{IDX}', idx)
-    if arg.startswith('--config='):
-      config = spec.load_config(arg[len('--config='):])
-    else:
-      field, value = spec.parse_override(arg[len('--config.'):])
-      spec.set_field(config, field, value, arg)
-  return config
+  return spec.config_from_args([a.replace('{IDX}', idx) for a in args])
 
 
 def _run_in_process(case: str, workdir: str, idx: str) -> None:

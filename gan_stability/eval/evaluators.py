@@ -26,7 +26,7 @@ from gan_stability import distributed
 from gan_stability import plotting
 from gan_stability.data import images as images_lib
 from gan_stability.data import mixtures
-from gan_stability.errors import write_failed
+from gan_stability.errors import writing
 from gan_stability.eval import registry
 from gan_stability.metrics import classifier, dynamics, fid_kid, inception
 from gan_stability.metrics import mixtures as mixture_metrics
@@ -45,13 +45,11 @@ class MixtureEvaluator:
     result['diversity'] = dynamics.sample_diversity(samples)
     if sample_dir is not None:
       path = os.path.join(sample_dir, f'step_{step:07d}.png')
-      try:
+      with writing('sample figure', path):
         image = plotting.save_scatter(
             path, samples, self.mixture.centers,
             f"step {step}: {result['modes']} modes, "
             f"{result['high_quality']:.1f}% HQ")
-      except OSError as e:
-        raise write_failed('sample figure', path, e) from e
       if writer is not None:
         writer.add_image('samples', image, step)
     return result
@@ -155,11 +153,9 @@ class ImageEvaluator:
     finite = bool(np.all(np.isfinite(samples)))
     if sample_dir is not None:
       path = os.path.join(sample_dir, f'step_{step:07d}.png')
-      try:
+      with writing('sample figure', path):
         grid = plotting.save_image_grid(
             path, samples[:self.ncols * self.ncols], self.ncols)
-      except OSError as e:
-        raise write_failed('sample figure', path, e) from e
       if writer is not None:
         writer.add_image('samples', grid, step)
     result = {'sample_mean': float(np.mean(samples)),

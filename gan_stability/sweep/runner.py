@@ -45,7 +45,7 @@ import sys
 import time
 from typing import Any, Sequence
 
-from gan_stability.errors import WriteFailed, write_failed
+from gan_stability.errors import WriteFailed, writing
 from gan_stability.sweep import spec as spec_lib
 from gan_stability.train import (DivergenceError, Preempted, WorkdirInUse,
                                  seeds, train_and_evaluate)
@@ -68,14 +68,12 @@ def is_done(path: str) -> bool:
 def write_json_atomic(path: str, obj: Any) -> None:
   """Writes JSON to ``path`` via a temporary file and ``os.replace``."""
   tmp = f'{path}.tmp{os.getpid()}'
-  try:
+  with writing('sweep file', path):
     with open(tmp, 'w') as f:
       json.dump(obj, f, indent=2, sort_keys=True)
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
-  except OSError as e:
-    raise write_failed('sweep file', path, e) from e
 
 
 def _jsonable(result: dict) -> dict:

@@ -245,6 +245,23 @@ def load_config(base: str):
     raise SweepError(f'sweep.base: {base!r}: {e}') from e
 
 
+def config_from_args(args: Sequence[str]):
+  """The config of a command line's ``--config=FILE.py:VARIANT`` and
+  ``--config.field=value`` arguments (``experiments.train``'s), each value
+  read as an ``--override`` is (:func:`parse_override`)."""
+  config = None
+  for arg in args:
+    if arg.startswith('--config='):
+      config = load_config(arg[len('--config='):])
+    elif config is None or not arg.startswith('--config.'):
+      raise SweepError(f'{arg}: expected --config=FILE.py:VARIANT first, '
+                       'then --config.field=value')
+    else:
+      field, value = parse_override(arg[len('--config.'):])
+      set_field(config, field, value, arg)
+  return config
+
+
 def load_sweep(text: str) -> Sweep:
   """The :class:`Sweep` of ``path.py[:arg]`` (its ``get_sweep(arg)``)."""
   path, arg = _split_arg(text)

@@ -33,7 +33,6 @@ seed and the step.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Sequence
 
 import jax
@@ -217,17 +216,10 @@ def train(task, workdir: str) -> dict:
     Preempted: SIGTERM arrived; the state was checkpointed first.
     RuntimeError: checkpoints exist but none can be restored.
   """
-  if os.path.isdir(workdir):  # before the lock: a refused run writes nothing
-    workdir_lib.check_files(task.config, workdir)
-  locks = workdir_lib.lock_workdirs([workdir])
-  try:
-    workdir_lib.check_config_file(task.config, workdir)
+  with workdir_lib.claimed([task.config], [workdir]):
     program = OnMesh(task)
     (result,) = _train(task, program, [_open_run(task.config, workdir)],
                        prefix='')
-  finally:
-    for lock in locks:
-      lock.release()
   return result
 
 
@@ -243,18 +235,9 @@ def train_group(task, configs: Sequence[Any], workdirs: Sequence[str], *,
     the group (it diverged, or its checkpoint does not restore) and is to be
     finished alone with :func:`train`.
   """
-  for c, wd in zip(configs, workdirs):
-    if os.path.isdir(wd):
-      workdir_lib.check_files(c, wd)
-  locks = workdir_lib.lock_workdirs(workdirs)
-  try:
-    for c, wd in zip(configs, workdirs):
-      workdir_lib.check_config_file(c, wd)
+  with workdir_lib.claimed(configs, workdirs):
     runs = [_open_run(c, wd) for c, wd in zip(configs, workdirs)]
     return _train(task, Vmapped(task), runs, prefix=prefix)
-  finally:
-    for lock in locks:
-      lock.release()
 
 
 def _resume(task, program, runs) -> tuple[int, Any]:

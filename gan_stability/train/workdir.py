@@ -6,7 +6,7 @@ A run directory holds (process 0 writes):
   second run on the same workdir is refused at once, naming the holder.
 * ``config.json`` - the run's config. A rerun with the same workdir checks
   that its config differs from it only in fields the schema marks
-  resumable (:func:`check_config_file`); an old file is upgraded first.
+  resumable (:func:`check_files`); an old file is upgraded first.
 * ``metrics.jsonl`` - one JSON object per logged step: ``step``, the train
   metrics averaged over the steps since the previous record, evaluation
   metrics at evaluation steps. On resume, records after the restored
@@ -27,6 +27,7 @@ writes a checkpoint of the diverged state.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -46,7 +47,7 @@ from gan_stability import config as config_lib
 from gan_stability import distributed
 from gan_stability import writers
 from gan_stability.checkpoint import Checkpointer
-from gan_stability.errors import DamagedFile, write_failed
+from gan_stability.errors import DamagedFile, write_failed, writing
 
 # Exit status after a SIGTERM (128 + 15, what a scheduler sees for a
 # terminated job): the checkpoint is saved, rerun the same command to resume.
@@ -90,11 +91,9 @@ class WorkdirLock:
 
   def acquire(self) -> None:
     """Takes the lock, or raises :class:`WorkdirInUse` naming the holder."""
-    try:
+    with writing('lock', self.path):
       os.makedirs(self.workdir, exist_ok=True)
       fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-      raise write_failed('lock', self.path, e) from e
     try:
       fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
@@ -249,35 +248,57 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(config_lib.upgrade(saved))
 
 
-def check_files(config, workdir: str) -> None:
-  """Reads what a resumed run will read, changing nothing: ``config.json``
-  must differ from ``config`` only in resumable fields (ConfigError naming
-  the first other one) and, like ``metrics.jsonl``, be intact
-  (DamagedFile)."""
-  path = os.path.join(workdir, CONFIG_FILE)
-  if os.path.exists(path):
+def _check_config(config, workdir: str) -> None:
+  """A resumed run's config may differ from its ``config.json`` only in
+  resumable fields (ConfigError naming the first other one)."""
+  if os.path.exists(os.path.join(workdir, CONFIG_FILE)):
     changed = config_lib.resume_changes(load_run_config(workdir), config)
     if changed:
       raise config_lib.ConfigError(
           f'config.{changed[0]}: differs from the run already in {workdir} '
           f'(changed: {changed}); use a new --workdir to start a different run')
+
+
+def check_files(config, workdir: str) -> None:
+  """Reads what a resumed run will read, changing nothing: ``config.json``
+  must match ``config`` (:func:`_check_config`) and, like
+  ``metrics.jsonl``, be intact (DamagedFile)."""
+  _check_config(config, workdir)
   if os.path.exists(os.path.join(workdir, writers.METRICS_FILE)):
     writers.read_metrics(workdir)
 
 
-def check_config_file(config, workdir: str) -> None:
-  """:func:`check_files`, then writes ``config.json`` (process 0)."""
+def write_config_file(config, workdir: str) -> None:
+  """Writes ``config.json`` (process 0) after checking it against the one
+  there (:func:`_check_config`: another run may have written it since
+  :func:`check_files`)."""
   path = os.path.join(workdir, CONFIG_FILE)
-  new = config.to_dict()
-  check_files(config, workdir)
+  _check_config(config, workdir)
   if jax.process_index() == 0:
     tmp = path + '.tmp'
-    try:
+    with writing('config', path):
       with open(tmp, 'w') as f:
-        json.dump(new, f, indent=2, sort_keys=True)
+        json.dump(config.to_dict(), f, indent=2, sort_keys=True)
       os.replace(tmp, path)
-    except OSError as e:
-      raise write_failed('config', path, e) from e
+
+
+@contextlib.contextmanager
+def claimed(configs, workdirs):
+  """The run directories of ``configs``, for the block: each checked
+  (:func:`check_files`; a run refused here or at the lock writes nothing),
+  locked for this job (:func:`lock_workdirs`) and given its
+  ``config.json``; the locks are released when the block ends."""
+  for config, workdir in zip(configs, workdirs):
+    if os.path.isdir(workdir):
+      check_files(config, workdir)
+  locks = lock_workdirs(workdirs)
+  try:
+    for config, workdir in zip(configs, workdirs):
+      write_config_file(config, workdir)
+    yield
+  finally:
+    for lock in locks:
+      lock.release()
 
 
 def pending_to_json(chunks: list[dict]) -> dict:

@@ -25,7 +25,7 @@ import errno
 import os
 import threading
 
-from gan_stability import checkpoint, plotting, writers
+from gan_stability import checkpoint, errors, plotting, writers
 from gan_stability.train import workdir
 
 WRITERS = ('metrics', 'tensorboard', 'samples', 'checkpoint', 'config',
@@ -82,7 +82,7 @@ def inject(writer: str, n: int):
     def fail(self):
       if writer == 'hang_save':
         threading.Event().wait()  # never returns
-      raise checkpoint.write_failed(
+      raise errors.write_failed(
           'checkpoint', os.path.join(self.directory, str(self._pending)),  # pylint: disable=protected-access
           enospc())
 

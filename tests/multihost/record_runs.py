@@ -52,24 +52,13 @@ def _recording_samples(self, state, runs):
   return out
 
 
-def config_from_args(args):
-  config = None
-  for arg in args:
-    if arg.startswith('--config='):
-      config = spec.load_config(arg[len('--config='):])
-    else:
-      field, value = spec.parse_override(arg[len('--config.'):])
-      spec.set_field(config, field, value, arg)
-  return config
-
-
 def main():
   from gan_stability.eval import offline  # pylint: disable=g-import-not-at-top
   parallel.global_batch = _recording_global_batch
   loop.OnMesh.samples = _recording_samples
   for workdir, args, *evaluate in json.loads(sys.argv[-1]):
     RECORD.clear()
-    train_and_evaluate(config_from_args(args), workdir)
+    train_and_evaluate(spec.config_from_args(args), workdir)
     np.savez(os.path.join(workdir, f'fed_p{jax.process_index()}.npz'),
              **RECORD)
     if evaluate:  # offline evaluation of the final checkpoint, after it
