@@ -9,7 +9,9 @@ setuptools.setup(
     long_description_content_type='text/markdown',
     packages=setuptools.find_packages(include=['gan_stability', 'gan_stability.*',
                                                'experiments', 'experiments.*']),
-    package_data={'gan_stability': ['assets/*.npz', 'assets/*.json']},
+    package_data={'gan_stability': ['assets/*.npz', 'assets/*.json',
+                                    'assets/fid_stats/*.npz',
+                                    'assets/fid_stats/*.md']},
     include_package_data=True,
     python_requires='>=3.10',
     install_requires=[
@@ -23,6 +25,7 @@ setuptools.setup(
         'absl-py>=2.1.0',
         'numpy>=1.26',
         'matplotlib>=3.8',
+        'pillow>=10.0',  # image folders (gan_stability.data.folder)
         'tensorboardX>=2.6.2',  # TensorBoard event files without TensorFlow
     ],
     extras_require={

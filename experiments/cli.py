@@ -15,7 +15,7 @@ The three ids default to ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``,
 ``JAX_PROCESS_ID`` (what ``experiments.launch`` sets), then to JAX's own
 cluster detection (SLURM, Open MPI, TPU, Kubernetes).
 
-Exit statuses of :func:`run`: 0 done; 1 crashed or diverged; 2 bad input or
+Exit statuses of :func:`run` (and :func:`main`, for bad flags): 0 done; 1 crashed or diverged; 2 bad input or
 the job could not be formed, a damaged input file, a workdir in use (one
 line on stderr); 3 a multi-host job lost a process (one line naming it;
 rerun to resume); 4 a file could not be written (a full disk: one line
@@ -30,7 +30,7 @@ import os
 import sys
 from typing import Callable
 
-from absl import flags, logging
+from absl import app, flags, logging
 
 flags.DEFINE_bool('multihost', False, 'Join a multi-process (multi-host) job '
                   'first (jax.distributed.initialize); docs/distributed.md.')
@@ -58,6 +58,21 @@ EXIT_USAGE = 2
 def _fail(message: str, status: int = EXIT_USAGE):
   print(f'error: {message}', file=sys.stderr, flush=True)
   sys.exit(status)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing with a bad flag reported as one line and status 2
+  (absl's own handler prints two lines and exits 1)."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    _fail(str(e))
+
+
+def main(entry: Callable[[list[str]], None]) -> None:
+  """``app.run(entry)`` with :func:`_parse_flags`: what every CLI's
+  ``__main__`` calls."""
+  app.run(entry, flags_parser=_parse_flags)
 
 
 def _closed_loop(error) -> bool:

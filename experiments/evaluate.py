@@ -7,13 +7,21 @@ r"""Evaluates a training run's checkpoint and appends the result to its
 ``--metrics`` overrides the run's ``config.eval.metrics`` (image runs; see
 ``gan_stability/eval/registry.py`` for the names), e.g. the Stacked-MNIST
 protocol is ``--metrics=stacked_modes --num_samples=26000``.
+``--inception_path``, ``--real_split`` and ``--fid_resize`` override those
+``config.eval`` fields for this evaluation (each is recorded as
+``eval_<field>``), e.g. an Inception FID against the test split, whose
+statistics are packaged (``gan_stability/assets/fid_stats/``)::
+
+  python -m experiments.evaluate --workdir=DIR --metrics=fid \
+      --num_samples=10000 --real_split=test --inception_path=FILE
+
 ``--held_out=test`` evaluates real images of that split instead of samples
 (the reference values of the same metrics; nothing is written).
 ``--multihost`` (``experiments/cli.py``) evaluates across the processes of a
 multi-host job: samples and features are computed sharded and gathered.
 """
 
-from absl import app, flags
+from absl import flags
 
 from experiments import cli
 
@@ -24,6 +32,12 @@ flags.DEFINE_string('metrics', None, 'Comma-separated image metrics.')
 flags.DEFINE_integer('seed', 0, 'Seed of the evaluation latents.')
 flags.DEFINE_string('held_out', None, 'Evaluate real images of this split '
                     '(e.g. test) instead of samples: the reference values.')
+flags.DEFINE_string('inception_path', None, 'Overrides config.eval.'
+                    'inception_path (the FID Inception weights).')
+flags.DEFINE_string('real_split', None, "Overrides config.eval.real_split: "
+                    "the real side's split (e.g. test).")
+flags.DEFINE_enum('fid_resize', None, ['tf1', 'clean', 'bilinear'],
+                  'Overrides config.eval.fid_resize for this evaluation.')
 flags.mark_flags_as_required(['workdir'])
 FLAGS = flags.FLAGS
 
@@ -42,12 +56,16 @@ def _evaluate():
     print('held-out reference:', {k: round(v, 4) if isinstance(v, float) else v
                                   for k, v in result.items()}, flush=True)
     return
+  overrides = {k: FLAGS[k].value for k in
+               ('inception_path', 'real_split', 'fid_resize')
+               if FLAGS[k].value is not None}
   result = evaluate_checkpoint(FLAGS.workdir, step=FLAGS.step,
                                num_samples=FLAGS.num_samples,
-                               metrics=FLAGS.metrics, seed=FLAGS.seed)
+                               metrics=FLAGS.metrics, seed=FLAGS.seed,
+                               eval_overrides=overrides)
   print('evaluate:', {k: round(v, 4) if isinstance(v, float) else v
                       for k, v in result.items()}, flush=True)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.main(main)

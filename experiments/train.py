@@ -13,7 +13,7 @@ machine: ``python -m experiments.launch --num_processes=2 -- python -m
 experiments.train --multihost ...`` (docs/distributed.md).
 """
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from experiments import cli
@@ -38,4 +38,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.main(main)

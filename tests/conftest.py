@@ -127,3 +127,26 @@ def assert_mean_se(summary_row: dict, metric: str, values, *,
   np.testing.assert_allclose(float(summary_row[metric + '_se']),
                              v.std(ddof=1) / np.sqrt(len(v)), rtol=rtol,
                              atol=atol)
+
+
+@pytest.fixture
+def fake_inception(monkeypatch):
+  """Replaces the FID Inception network by a fixed random projection of the
+  prepared input's 4x4 average and its weight loader by a stub; returns the
+  list of inputs the network was given. The features are 64-d
+  (``inception.FEATURE_DIM`` is patched too): FID's matrix square root of
+  2048-d covariances would take seconds per call."""
+  from gan_stability.metrics import inception
+  seen = []
+  monkeypatch.setattr(inception, 'FEATURE_DIM', 64)
+  proj = jax.random.normal(jax.random.key(0), (16, 64))
+
+  def fake_apply(params, x):
+    del params
+    seen.append(np.asarray(x))
+    pooled = jax.image.resize(x[..., :1], (x.shape[0], 4, 4, 1), 'linear')
+    return jax.numpy.tanh(pooled.reshape(x.shape[0], 16) @ proj)
+
+  monkeypatch.setattr(inception, 'apply', fake_apply)
+  monkeypatch.setattr(inception, 'load_params', lambda path: {})
+  return seen

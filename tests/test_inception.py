@@ -102,9 +102,10 @@ def test_features_on_uint8_299_grey_matches_golden(params, golden_inputs,
 
 
 def test_features_resizes_like_jax_image_resize(params, mnist16):
-  """Raw 28x28 uint8 digits == the network on inputs prepared by hand."""
+  """Raw 28x28 uint8 digits == the network on inputs prepared by hand
+  (``resize='bilinear'``; the other modes: test_fid_protocol.py)."""
   raw = mnist16[..., None]  # [16, 28, 28, 1]
-  feats = inception.features(params, raw, batch_size=16)
+  feats = inception.features(params, raw, resize='bilinear', batch_size=16)
   x = jax.image.resize(jnp.asarray(raw, jnp.float32), (16, 299, 299, 1),
                        method='bilinear')
   x = jnp.repeat(x, 3, axis=-1) / 128.0 - 1.0

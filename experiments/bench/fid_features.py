@@ -3,7 +3,8 @@ r"""Benchmark: FID Inception features of 28x28 MNIST digits on this machine.
     python -m experiments.bench.fid_features [--num=10000] [--batch_size=25]
 
 Times :func:`gan_stability.metrics.inception.features` (resize 28x28 ->
-299x299 bilinear on the device, then the Inception-v3 FID network) on the
+299x299 in the ``'bilinear'`` mode on the device, then the Inception-v3 FID
+network) on the
 first ``--num`` MNIST test digits (train digits beyond 10,000), after a
 warm-up call that compiles. When ``torch`` is importable, the same network,
 written in PyTorch below from the same ``.npz`` weights (batch norm folded into
@@ -191,7 +192,9 @@ def main(argv):
         f'{os.cpu_count()} CPUs; load average {os.getloadavg()}')
 
   params = inception.load_params(npz)
-  runners = {'jax': lambda x: inception.features(params, x, batch_size=bs)}
+  # The 'bilinear' mode: the resize PyTorch's F.interpolate does too.
+  runners = {'jax': lambda x: inception.features(params, x, resize='bilinear',
+                                                 batch_size=bs)}
   torch_features = None
   if FLAGS.torch:
     try:

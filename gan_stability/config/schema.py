@@ -28,6 +28,7 @@ import ml_collections
 from gan_stability import data as data_lib
 from gan_stability import elbo, losses, models, optimizers, penalties
 from gan_stability.eval import registry as metric_registry
+from gan_stability.metrics import inception
 from gan_stability.kernels import compile_options
 from gan_stability import kernels
 from gan_stability.models import layers, norms
@@ -295,6 +296,19 @@ EVAL: dict[str, Field] = {
                           doc='real images of the FID statistics and pr / dc'),
     'eval.cache_dir': _str('', resumable=True,
                            doc="'' = <workdir>/eval_cache"),
+    # The FID protocol (docs/metrics.md "Which FID?"); fixed for a run so
+    # that its FID curve is one protocol.
+    'eval.fid_resize': _str(inception.DEFAULT_RESIZE, inception.RESIZE_MODES,
+                            since='0.2.0', legacy='bilinear',
+                            doc='how images reach 299x299 for Inception '
+                            'features: tf1 (TTUR / StyleGAN), clean '
+                            '(clean-fid), bilinear (before 0.2.0)'),
+    'eval.quantize': _bool(True, since='0.2.0', legacy=False,
+                           doc='round samples to uint8 before any metric '
+                           'features, as saved images are'),
+    'eval.real_split': _str('', since='0.2.0', legacy='',
+                            doc="the real side's split: '' = data.split "
+                            '(e.g. test: FID against the test set)'),
 }
 
 

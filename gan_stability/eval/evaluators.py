@@ -27,7 +27,7 @@ from gan_stability import plotting
 from gan_stability.data import images as images_lib
 from gan_stability.data import mixtures
 from gan_stability.errors import writing
-from gan_stability.eval import registry
+from gan_stability.eval import reference, registry
 from gan_stability.metrics import classifier, dynamics, fid_kid, inception
 from gan_stability.metrics import mixtures as mixture_metrics
 
@@ -98,11 +98,12 @@ class ImageEvaluator:
       return distributed.map_rows(
           lambda x: classifier.features(params, registry.grey(x)), images)
     params = self.inception()
+    mode = self.config.eval.fid_resize
 
     def inception_features(x):
       pixels = x if x.dtype == np.uint8 else (
           (np.clip(x, -1.0, 1.0) + 1.0) * 127.5)
-      return inception.features(params, pixels)
+      return inception.features(params, pixels, resize=mode)
 
     return distributed.map_rows(inception_features, images)
 
@@ -112,20 +113,34 @@ class ImageEvaluator:
       self._fake[space] = self.features(space, self._samples)
     return self._fake[space]
 
+  def real_split(self) -> str:
+    return self.config.eval.real_split or self.config.data.split
+
   def real_features(self, space: str) -> np.ndarray:
+    """Features of the first ``eval.num_real`` images of the real split
+    (``eval.real_split``, default ``data.split``)."""
     if space not in self._real:
-      real = data_lib.load_images(self.config)[:self.config.eval.num_real]
-      if self.config.data.pad_to:  # as the training images
-        real = images_lib.pad_images(real, self.config.data.pad_to)
+      c = self.config.copy_and_resolve_references()
+      c.data.split = self.real_split()
+      real = data_lib.load_images(c)[:c.eval.num_real]
+      if c.data.pad_to:  # as the training images
+        real = images_lib.pad_images(real, c.data.pad_to)
       self._real[space] = self.features(space, real)
     return self._real[space]
 
   def real_stats(self, space: str):
+    """``(mu, sigma)`` of the real side: a packaged reference file
+    (:mod:`gan_stability.eval.reference`) when one matches the protocol,
+    else computed once and cached in ``cache_dir``."""
     c = self.config
+    key = reference.Key(c.dataset, self.real_split(), c.eval.num_real,
+                        space, c.eval.fid_resize, c.data.pad_to)
+    packaged = reference.find(key)
+    if packaged is not None:
+      return fid_kid.load_stats(packaged)
     if self.cache_dir is None:
       return fid_kid.gaussian_stats(self.real_features(space))
-    name = (f"{c.dataset.replace(':', '_')}-{c.data.split}-"
-            f'{c.eval.num_real}-{space}')
+    name = key.cache_name()
     # The real features are a collective in a multi-process run: every
     # process computes them when any lacks the cached statistics.
     if distributed.any_process(not os.path.exists(
@@ -137,15 +152,22 @@ class ImageEvaluator:
   def compute_metrics(self, samples: np.ndarray, step: int) -> dict:
     """The configured metrics of ``samples`` (KID subsets drawn from
     ``fold_in(key(config.seed), step)``)."""
+    if self.config.eval.quantize:
+      samples = inception.quantize(samples)
     self._samples, self._fake = samples, {}
     self.kid_key = jax.random.fold_in(jax.random.key(self.config.seed), step)
     out = {}
+    plan = registry.plan(self.metrics, self.config.eval.features)
     try:
-      for name in registry.plan(self.metrics, self.config.eval.features):
+      for name in plan:
         metric = registry.METRICS[name]
         out.update(zip(metric.outputs, metric.compute(self, samples)))
     finally:
       self._samples, self._fake = None, {}
+    if any(registry.space_of(n, self.config.eval.features) == 'inception'
+           for n in plan):  # the FID protocol beside every Inception metric
+      out['fid_resize'] = self.config.eval.fid_resize
+      out['quantized'] = bool(self.config.eval.quantize)
     return out
 
   def __call__(self, samples: np.ndarray, step: int, *, sample_dir: str | None,

@@ -31,13 +31,17 @@ All functions are pure numpy (float64) apart from the PRNG key of ``kid``;
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
+import zipfile
 from typing import Callable
 
 import jax
 import numpy as np
+
+from gan_stability.errors import DamagedFile, writing
 
 _NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]*$')
 
@@ -277,29 +281,129 @@ def reference_stats(name: str, compute_features_fn: Callable[[], np.ndarray],
   path = os.path.join(cache_dir, f'{name}.npz')
   if os.path.exists(path):
     try:
-      with np.load(path, allow_pickle=False) as z:
-        mu, sigma = np.asarray(z['mu'], np.float64), np.asarray(z['sigma'],
-                                                                np.float64)
-    except Exception as e:  # pylint: disable=broad-except
-      raise ValueError(f'reference_stats: cache file {path} is unreadable '
-                       f'({e}); delete it to recompute') from e
-    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
-      raise ValueError(f'reference_stats: cache file {path} holds mu '
-                       f'{mu.shape} and sigma {sigma.shape}; delete it to '
-                       'recompute')
-    return mu, sigma
+      return load_stats(path)
+    except DamagedFile as e:
+      raise DamagedFile(f'reference_stats: {e}; delete it to recompute'
+                        ) from e
   feats = _features_2d(compute_features_fn(), f'reference_stats({name!r})')
   mu, sigma = gaussian_stats(feats)
-  os.makedirs(cache_dir, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f'.{name}.', suffix='.tmp', dir=cache_dir)
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      np.savez(f, mu=mu, sigma=sigma, num_samples=np.int64(feats.shape[0]))
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  save_stats(path, mu, sigma, num_samples=feats.shape[0])
   return mu, sigma
+# ---------------------------------------------------- statistics files ---
+# Two layouts of FID statistics files are read (:func:`load_stats`):
+#
+# * the TTUR layout (Heusel et al. 2017; pytorch-fid's and
+#   ``experiments.score --save_stats`` files): an ``.npz`` with ``mu`` [d]
+#   and ``sigma`` [d, d], float64;
+# * the packed layout (``gan_stability/assets/fid_stats/``): ``mu`` float64
+#   and ``sigma_triu``, the upper triangle of ``sigma`` row by row in
+#   float32, compressed (a quarter of the size; FID changes by float32
+#   rounding only).
+#
+# Both may carry ``num_samples`` and a JSON ``protocol`` string.
+
+
+def is_stats_file(path: str) -> bool:
+  """Whether ``path`` is an ``.npz`` holding ``mu`` (statistics, not
+  images)."""
+  if not (path.endswith('.npz') and os.path.isfile(path)):
+    return False
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      return 'mu' in z.files
+  except (OSError, ValueError, zipfile.BadZipFile):
+    return False
+
+
+def _unpack_triu(packed: np.ndarray) -> np.ndarray:
+  # n (n + 1) / 2 = len  ->  n
+  n = int(round((np.sqrt(8 * packed.size + 1) - 1) / 2))
+  if n * (n + 1) // 2 != packed.size:
+    raise ValueError(f'sigma_triu has {packed.size} values, not n (n + 1) / 2')
+  sigma = np.zeros((n, n))
+  sigma[np.triu_indices(n)] = packed
+  return sigma + np.triu(sigma, 1).T
+
+
+def load_stats(path: str, *, dim: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+  """``(mu, sigma)`` float64 from a statistics file (either layout).
+
+  Raises:
+    FileNotFoundError: no such file.
+    DamagedFile: not a readable ``.npz``, ``mu`` / ``sigma`` missing, of
+      inconsistent shapes (or not ``dim``-dimensional), not finite, or
+      ``sigma`` not symmetric. The message names the file.
+  """
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'{path}: no such statistics file')
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      files = set(z.files)
+      if 'mu' not in files or not files & {'sigma', 'sigma_triu'}:
+        raise DamagedFile(f'{path}: not FID statistics (an .npz with mu and '
+                          f'sigma); it holds {sorted(files)}')
+      mu = np.asarray(z['mu'], np.float64)
+      if 'sigma' in files:
+        sigma = np.asarray(z['sigma'], np.float64)
+      else:
+        sigma = _unpack_triu(np.asarray(z['sigma_triu'], np.float64))
+  except DamagedFile:
+    raise
+  except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    raise DamagedFile(f'{path}: unreadable statistics file ({e})') from e
+  if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+    raise DamagedFile(f'{path}: mu has shape {mu.shape} and sigma '
+                      f'{sigma.shape}; expected [d] and [d, d]')
+  if dim is not None and mu.shape[0] != dim:
+    raise DamagedFile(f'{path}: statistics of {mu.shape[0]}-d features, '
+                      f'expected {dim}-d (Inception pool features)')
+  if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(sigma))):
+    raise DamagedFile(f'{path}: mu or sigma has non-finite values')
+  if not np.allclose(sigma, sigma.T, rtol=1e-5, atol=1e-8):
+    raise DamagedFile(f'{path}: sigma is not symmetric')
+  return mu, sigma
+
+
+def save_stats(path: str, mu: np.ndarray, sigma: np.ndarray, *,
+               num_samples: int, protocol: dict | None = None,
+               packed: bool = False) -> None:
+  """Writes statistics atomically (a temporary file moved into place).
+
+  ``packed=False`` writes the TTUR layout (``mu``, ``sigma`` float64),
+  readable by the TTUR code and pytorch-fid; ``packed=True`` the packaged
+  layout. ``num_samples`` and ``protocol`` (JSON) are stored beside them.
+  """
+  directory = os.path.dirname(os.path.abspath(path))
+  arrays = {'mu': np.asarray(mu, np.float64),
+            'num_samples': np.int64(num_samples),
+            'protocol': np.array(json.dumps(protocol or {}, sort_keys=True))}
+  if packed:
+    arrays['sigma_triu'] = np.asarray(
+        sigma, np.float64)[np.triu_indices(len(mu))].astype(np.float32)
+  else:
+    arrays['sigma'] = np.asarray(sigma, np.float64)
+  with writing('statistics file', path):
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.stats.', suffix='.tmp', dir=directory)
+    try:
+      with os.fdopen(fd, 'wb') as f:
+        if packed:
+          np.savez_compressed(f, **arrays)
+        else:
+          np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+      os.replace(tmp, path)
+    except BaseException:
+      if os.path.exists(tmp):
+        os.remove(tmp)
+      raise
+
+
+def protocol_of(path: str) -> dict:
+  """The ``protocol`` stored in a statistics file (``{}`` if none)."""
+  with np.load(path, allow_pickle=False) as z:
+    if 'protocol' not in z.files:
+      return {}
+    return json.loads(str(z['protocol']))

@@ -395,21 +395,163 @@ def apply(params: Params, x: jax.Array) -> jax.Array:
   return _compiled_forward()(params, x)
 
 
+# -------------------------------------------------------------- resize ---
+# How images reach 299x299. The FID literature used three pipelines, whose
+# FIDs differ by several points at 32x32 (Parmar et al. 2022, "On Aliased
+# Resizing and Surprising Subtleties in GAN Evaluation"):
+#
+# 'tf1'       the 2015 TF graph's own ``ResizeBilinear`` (TF 1.x, legacy
+#             mapping: align_corners=False and no half-pixel centres, i.e.
+#             ``src = dst * in / out``, neighbours ``floor(src)`` and
+#             ``min(ceil(src), in - 1)``). Used by the TTUR code (Heusel et
+#             al. 2017), whose precomputed statistics most papers of
+#             2017-2019 compare against, and by StyleGAN's metrics, which
+#             feed uint8 images to that graph.
+# 'clean'     clean-fid's "clean" mode: PIL bicubic (a = -0.5) with
+#             antialiasing, on each channel as a float32 image, clipped to
+#             [0, 255], not re-quantised.
+# 'bilinear'  ``jax.image.resize(..., 'bilinear')`` (half-pixel centres, no
+#             antialiasing): what this library did before 0.2.0, kept so
+#             that old runs evaluate as they did.
+#
+# 'tf1' and 'clean' are separable linear maps, applied as two matrix
+# products (width, then height: the order of both reference
+# implementations) at full float32 precision, on the device.
+
+RESIZE_MODES = ('tf1', 'clean', 'bilinear')
+DEFAULT_RESIZE = 'tf1'
+
+
+def _tf1_matrix(n_in: int, n_out: int) -> np.ndarray:
+  """``[n_out, n_in]`` weights of TF 1.x's legacy bilinear resize along one
+  axis, computed in float32 as TF computes them (``scale = in / out`` and
+  ``src = dst * scale`` in float)."""
+  scale = np.float32(n_in) / np.float32(n_out)
+  src = np.arange(n_out, dtype=np.float32) * scale
+  lower = np.floor(src)
+  lerp = (src - lower).astype(np.float64)
+  lo = np.clip(lower.astype(np.int64), 0, n_in - 1)
+  hi = np.minimum(np.ceil(src).astype(np.int64), n_in - 1)
+  m = np.zeros((n_out, n_in))
+  rows = np.arange(n_out)
+  np.add.at(m, (rows, lo), 1.0 - lerp)
+  np.add.at(m, (rows, hi), lerp)
+  return m
+
+
+def _bicubic(x: np.ndarray, a: float = -0.5) -> np.ndarray:
+  """Keys' cubic convolution kernel with PIL's ``a = -0.5``."""
+  x = np.abs(x)
+  return np.where(
+      x < 1.0, ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0,
+      np.where(x < 2.0, (((x - 5.0) * x + 8.0) * x - 4.0) * a, 0.0))
+
+
+def _pil_bicubic_matrix(n_in: int, n_out: int) -> np.ndarray:
+  """``[n_out, n_in]`` weights of PIL's ``BICUBIC`` resampling along one
+  axis (Pillow's ``Resample.c``): the kernel is stretched by the
+  downsampling factor (antialiasing), taps are the input pixels whose
+  centres lie within its support of the output pixel's centre
+  ``(dst + 0.5) * in / out``, and each row is normalised to sum to 1."""
+  scale = n_in / n_out
+  filterscale = max(scale, 1.0)
+  support = 2.0 * filterscale
+  m = np.zeros((n_out, n_in))
+  for dst in range(n_out):
+    center = (dst + 0.5) * scale
+    lo = max(int(center - support + 0.5), 0)
+    hi = min(int(center + support + 0.5), n_in)
+    taps = np.arange(lo, hi)
+    w = _bicubic((taps - center + 0.5) / filterscale)
+    total = w.sum()
+    m[dst, lo:hi] = w / total if total != 0.0 else w
+  return m
+
+
+@functools.cache
+def resize_matrix(n_in: int, n_out: int, mode: str) -> np.ndarray:
+  """float32 ``[n_out, n_in]``: one axis of the ``'tf1'`` or ``'clean'``
+  resize (an output pixel is the weighted sum of input pixels)."""
+  if mode == 'tf1':
+    m = _tf1_matrix(n_in, n_out)
+  elif mode == 'clean':
+    m = _pil_bicubic_matrix(n_in, n_out)
+  else:
+    raise ValueError(f'resize_matrix: mode {mode!r} is not separable-linear; '
+                     "use 'tf1' or 'clean'")
+  return m.astype(np.float32)
+
+
+def check_resize_mode(mode: str, what: str = 'resize') -> str:
+  if mode not in RESIZE_MODES:
+    raise ValueError(f'{what}: unknown resize mode {mode!r}; allowed: '
+                     f'{list(RESIZE_MODES)}')
+  return mode
+
+
+def resize(images: jax.Array, mode: str = DEFAULT_RESIZE, *,
+           size: int = INPUT_SIZE) -> jax.Array:
+  """Resizes ``[0, 255]`` images the way an FID pipeline does.
+
+  Args:
+    images: float (or uint8) NHWC ``[N, H, W, C]`` with pixel values in
+      ``[0, 255]``.
+    mode: ``'tf1'`` (TF 1.x legacy bilinear, the TTUR / StyleGAN pipeline;
+      the default), ``'clean'`` (clean-fid: PIL bicubic with antialiasing on
+      float32 channels, clipped to [0, 255]) or ``'bilinear'``
+      (``jax.image.resize``, this library before 0.2.0). See the comment
+      above :data:`RESIZE_MODES`.
+    size: the output height and width.
+
+  Returns:
+    float32 ``[N, size, size, C]`` in ``[0, 255]``. Traceable (use inside
+    ``jax.jit`` with ``mode`` static); an image already ``size x size`` is
+    returned unchanged in every mode.
+  """
+  check_resize_mode(mode)
+  x = jnp.asarray(images).astype(jnp.float32)
+  n, h, w, c = x.shape
+  if (h, w) == (size, size):
+    return x
+  if mode == 'bilinear':
+    return jax.image.resize(x, (n, size, size, c), method='bilinear')
+  hi = jax.lax.Precision.HIGHEST  # no reduced-precision matmul on GPU/TPU
+  if w != size:
+    x = jnp.einsum('pw,nhwc->nhpc', resize_matrix(w, size, mode), x,
+                   precision=hi)
+  if h != size:
+    x = jnp.einsum('ph,nhwc->npwc', resize_matrix(h, size, mode), x,
+                   precision=hi)
+  if mode == 'clean':
+    x = jnp.clip(x, 0.0, 255.0)
+  return x
+
+
+def quantize(samples) -> np.ndarray:
+  """Generator outputs in ``[-1, 1]`` -> uint8 pixels, as a saved image
+  would hold them: ``floor(x * 127.5 + 128)`` clipped to ``[0, 255]``
+  (round half up of ``(x + 1) * 127.5``; StyleGAN's conversion). uint8 input
+  is returned as is."""
+  samples = np.asarray(samples)
+  if samples.dtype == np.uint8:
+    return samples
+  x = np.floor(samples.astype(np.float32) * 127.5 + 128.0)
+  return np.clip(x, 0, 255).astype(np.uint8)
+
+
 # ------------------------------------------------------------ features ---
 
 
-@jax.jit
-def prepare(images: jax.Array) -> jax.Array:
+@functools.partial(jax.jit, static_argnames='mode')
+def prepare(images: jax.Array, mode: str = DEFAULT_RESIZE) -> jax.Array:
   """``[0, 255]`` NHWC images (1 or 3 channels, any size) -> ``apply`` input.
 
-  Bilinear resize to 299x299 with ``jax.image.resize`` when the size differs
-  (no resize at 299x299), grey copied to 3 channels, then ``x / 128 - 1``.
+  :func:`resize` to 299x299 in ``mode`` (nothing at 299x299), grey copied to
+  3 channels, then ``x / 128 - 1`` (the TF graph's own mapping).
   """
   _check_images(images)
-  x = images.astype(jnp.float32)
-  n, h, w, c = x.shape
-  if (h, w) != (INPUT_SIZE, INPUT_SIZE):
-    x = jax.image.resize(x, (n, INPUT_SIZE, INPUT_SIZE, c), method='bilinear')
+  x = resize(images, mode)
+  n, _, _, c = x.shape
   if c == 1:
     x = jnp.broadcast_to(x, (n, INPUT_SIZE, INPUT_SIZE, 3))
   return x / 128.0 - 1.0
@@ -421,46 +563,72 @@ def _check_images(images) -> None:
                      f'pixel values in [0, 255]; got shape {images.shape}')
 
 
-def features(params: Params, images: Any, *, batch_size: int = 25
-             ) -> np.ndarray:
+def _batch_sharding(batch_size: int):
+  """The sharding of a feature batch over this process's devices (``None``
+  with one device) and the batch size rounded up to a multiple of them."""
+  devices = jax.local_devices()
+  if len(devices) == 1:
+    return None, batch_size
+  mesh = jax.sharding.Mesh(np.array(devices), ('batch',))
+  sharding = jax.sharding.NamedSharding(
+      mesh, jax.sharding.PartitionSpec('batch'))
+  return sharding, -(-batch_size // len(devices)) * len(devices)
+
+
+def features(params: Params, images: Any, *, resize: str = DEFAULT_RESIZE,
+             batch_size: int = 25, progress=None) -> np.ndarray:
   """FID features of ``[0, 255]`` images.
 
   Args:
     params: from :func:`load_params`.
     images: NHWC ``[N, H, W, C]``, ``C`` = 1 (grey, copied to 3 channels) or
       3, uint8 or float with pixel values in ``[0, 255]`` (**not**
-      ``[-1, 1]``). Any array supporting slicing (numpy, ``np.memmap``, jax):
-      only one batch at a time is converted and sent to the device.
-    batch_size: images per network call. Every call has this batch shape (the
-      last batch is zero-padded and the padding dropped), so a stream of any
-      length compiles once per ``(batch_size, H, W, C, dtype)``. The default
-      suits a CPU; use larger batches on an accelerator.
+      ``[-1, 1]``; see :func:`quantize` for generator outputs). Any array
+      supporting slicing (numpy, ``np.memmap``, jax): only one batch at a
+      time is converted and sent to the device.
+    resize: the resize mode (:data:`RESIZE_MODES`; default ``'tf1'``, the
+      TTUR / StyleGAN pipeline).
+    batch_size: images per network call, rounded up to a multiple of this
+      process's devices, over which each batch is sharded. Every call has
+      this batch shape (the last batch is zero-padded and the padding
+      dropped), so a stream of any length compiles once per
+      ``(batch_size, H, W, C, dtype, resize)``. The default suits a CPU; use
+      larger batches on an accelerator.
+    progress: called as ``progress(done, total)`` after each batch.
 
   Returns:
-    float32 numpy ``[N, 2048]``; images are resized to 299x299 (bilinear,
-    on the device) and mapped to ``x / 128 - 1`` by :func:`prepare`.
+    float32 numpy ``[N, 2048]``.
   """
+  check_resize_mode(resize, 'features')
   if batch_size < 1:
     raise ValueError(f'batch_size must be >= 1, got {batch_size}')
   shape = tuple(np.shape(images))
   if len(shape) != 4 or shape[-1] not in (1, 3):
     raise ValueError('images must be NHWC [N, H, W, C] with C = 1 or 3 and '
                      f'pixel values in [0, 255]; got shape {shape}')
+  sharding, batch_size = _batch_sharding(batch_size)
   n = shape[0]
   out = np.empty((n, FEATURE_DIM), np.float32)
   pending = None  # (start, count, device result): overlap host and device
+
+  def collect():
+    s, c, r = pending
+    out[s:s + c] = np.asarray(r)[:c]
+    if progress is not None:
+      progress(s + c, n)
+
   for start in range(0, n, batch_size):
     batch = np.asarray(images[start:start + batch_size])
     count = batch.shape[0]
     if count < batch_size:
       pad = np.zeros((batch_size - count,) + batch.shape[1:], batch.dtype)
       batch = np.concatenate([batch, pad])
-    result = apply(params, prepare(batch))
+    if sharding is not None:
+      batch = jax.device_put(batch, sharding)
+    result = apply(params, prepare(batch, resize))
     if pending is not None:
-      s, c, r = pending
-      out[s:s + c] = np.asarray(r)[:c]
+      collect()
     pending = (start, count, result)
   if pending is not None:
-    s, c, r = pending
-    out[s:s + c] = np.asarray(r)[:c]
+    collect()
   return out
