@@ -62,11 +62,25 @@ def _fail(message: str, status: int = EXIT_USAGE):
 
 def _parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing with a bad flag reported as one line and status 2
-  (absl's own handler prints two lines and exits 1)."""
+  (absl's own handler prints two lines and exits 1). A flag parser's own
+  exception (e.g. a ``--config`` file that does not load) counts as bad
+  input too; its first line is kept (config_flags appends a traceback)."""
   try:
     return FLAGS(argv)
-  except flags.Error as e:
-    _fail(str(e))
+  except Exception as e:  # pylint: disable=broad-except
+    lines = [line for line in str(e).strip().splitlines() if line.strip()]
+    message = lines[0] if lines else ''
+    if len(lines) > 1:  # a traceback inside: keep its exception line
+      message = f'{message} {lines[-1].strip()}'
+    if not isinstance(e, flags.Error):
+      message = f'{type(e).__name__}: {message}'
+    if isinstance(e, (AttributeError, KeyError)):  # --config.<unknown field>
+      field = message.split(':', 1)[-1].strip(' \'"')
+      names = [a[2:].split('=', 1)[0] for a in argv[1:] if a.startswith('--')]
+      hits = [n for n in names if n.rsplit('.', 1)[-1] == field and '.' in n]
+      if hits:
+        message = f'flag --{hits[0]}: the config has no field {field!r}'
+    _fail(message)
 
 
 def main(entry: Callable[[list[str]], None]) -> None:

@@ -101,6 +101,20 @@ def test_tf1_hand_values():
   np.testing.assert_allclose(got, np.tile([10.0, 20.0, 30.0, 30.0], (4, 1)))
 
 
+def test_tf1_resize_matches_tensorflow_golden():
+  """TensorFlow 2.21's ``tf.compat.v1.image.resize_bilinear(
+  align_corners=False, half_pixel_centers=False)`` on random images, kept
+  by ``experiments.bench.resize_vs_tf --golden_out``."""
+  with np.load(os.path.join(os.path.dirname(__file__), 'golden',
+                            'tf1_resize.npz')) as z:
+    cases = [k[3:] for k in z.files if k.startswith('in_')]
+    assert len(cases) >= 4
+    for k in cases:
+      size = int(k.split('_')[1])
+      got = np.asarray(inception.resize(z[f'in_{k}'], 'tf1', size=size))
+      np.testing.assert_allclose(got, z[f'tf_{k}'], rtol=0, atol=1e-4)
+
+
 def test_bilinear_mode_is_jax_image_resize():
   x = np.random.default_rng(0).uniform(0, 255, (2, 28, 28, 1))
   got = inception.resize(x, 'bilinear')
@@ -176,27 +190,40 @@ def test_features_per_mode_deterministic_and_batch_independent(params,
     assert rel > 1e-2, (m1, m2, rel)
 
 
-_TWO_DEVICES = r'''
+_FAKE_APPLY = '''
+def fake_apply(params, x):  # per image, so batching cannot change it
+  calls.append((x.shape, len(x.sharding.device_set)))
+  return jnp.tile(jnp.mean(x, axis=(1, 2)), (1, 683))[:, :2048]
+'''
+_SHARDED = r'''
 import sys
+import jax.numpy as jnp
 import numpy as np
-import jax
-from gan_stability.data import idx
 from gan_stability.metrics import inception
-assert jax.local_device_count() == 2
-params = inception.load_params(sys.argv[1])
-digits = idx.read_idx(sys.argv[2])[:6][..., None]
-# batch 3 -> 4 (a multiple of the devices), each batch split 2 + 2
-np.save(sys.argv[3], inception.features(params, digits, resize='tf1',
-                                        batch_size=3))
+calls = []
+''' + _FAKE_APPLY + r'''
+inception.apply = fake_apply
+images = np.random.default_rng(0).integers(0, 256, (7, 28, 28, 1), np.uint8)
+np.save(sys.argv[1], inception.features({}, images, batch_size=3))
+print(calls)
 '''
 
 
-def test_features_sharded_over_two_devices(params, digits, tmp_path):
-  out = tmp_path / 'f.npy'
-  run_python(['-c', _TWO_DEVICES, WEIGHTS, MNIST_TEST, str(out)], devices=2)
-  one = inception.features(params, digits[:6], resize='tf1', batch_size=16)
-  two = np.load(out)
-  np.testing.assert_allclose(two, one, rtol=0, atol=1e-5 * np.abs(one).max())
+def test_features_sharded_over_devices(tmp_path, monkeypatch):
+  """Two fake devices: the batch (3) is rounded up to a multiple of them
+  (4) and split across both, the padded last batch trimmed: the features of
+  one device."""
+  proc = run_python(['-c', _SHARDED, str(tmp_path / 'two.npy')], devices=2)
+  assert proc.stdout.strip() == str([((4, 299, 299, 3), 2)] * 2), proc.stdout
+  scope = {'jnp': jnp, 'calls': []}
+  exec(_FAKE_APPLY, scope)  # pylint: disable=exec-used
+  monkeypatch.setattr(inception, 'apply', scope['fake_apply'])
+  images = np.random.default_rng(0).integers(0, 256, (7, 28, 28, 1), np.uint8)
+  one = inception.features({}, images, batch_size=3)
+  assert scope['calls'] == [((3, 299, 299, 3), 1)] * 3
+  two = np.load(tmp_path / 'two.npy')
+  assert two.shape == (7, 2048)
+  np.testing.assert_allclose(two, one, rtol=1e-6, atol=1e-6)
 
 
 # -------------------------------------------------------- config fields ---
@@ -269,23 +296,32 @@ def test_evaluator_old_protocol(fake_inception, tmp_path):
 
 def test_evaluator_uses_a_matching_packaged_file(fake_inception, monkeypatch,
                                                 tmp_path):
-  ev, seen = _evaluator(tmp_path, real_split='test'), fake_inception
+  seen = fake_inception
   rng = np.random.default_rng(1)
-  f = rng.normal(size=(40, 64))
-  mu, sigma = fid_kid.gaussian_stats(f)
+  mu, sigma = fid_kid.gaussian_stats(rng.normal(size=(40, 64)))
   assets = tmp_path / 'assets'
-  key = reference.Key('mnist', 'test', 12, 'inception', 'tf1')
-  fid_kid.save_stats(str(assets / (key.cache_name() + '.npz')), mu, sigma,
-                       num_samples=12, packed=True)
   monkeypatch.setattr(reference, 'ASSETS_DIR', str(assets))
+  path = str(assets / (reference.Key('mnist', 'test', 12, 'inception',
+                                     'tf1').cache_name() + '.npz'))
+
+  def package(weights_digest):
+    fid_kid.save_stats(path, mu, sigma, num_samples=12, packed=True,
+                       protocol={'weights_sha256': weights_digest})
+
+  package(inception.params_digest({}))  # the (fake) network's weights
+  ev = _evaluator(tmp_path / 'a', real_split='test')
   got_mu, got_sigma = ev.real_stats('inception')
   assert seen == []  # no real image went through the network
   np.testing.assert_array_equal(got_mu, mu)
   np.testing.assert_allclose(got_sigma, sigma, rtol=1e-6, atol=1e-7)
-  # Another protocol (clean) does not match it: computed from the images.
-  ev2 = _evaluator(tmp_path / 'b', real_split='test', fid_resize='clean')
-  ev2.real_stats('inception')
+  # Another protocol (clean) does not match the key: computed from images.
+  _evaluator(tmp_path / 'b', real_split='test',
+             fid_resize='clean').real_stats('inception')
   assert len(seen) == 1
+  # Made with other weights: not used either.
+  package('0' * 64)
+  _evaluator(tmp_path / 'c', real_split='test').real_stats('inception')
+  assert len(seen) == 2
 
 
 # ------------------------------------------------------ statistics files ---
@@ -301,7 +337,7 @@ def test_stats_files_round_trip_and_damage(tmp_path):
     got_mu, got_sigma = fid_kid.load_stats(p)
     np.testing.assert_array_equal(got_mu, mu)
     np.testing.assert_allclose(got_sigma, sigma, rtol=1e-6 if packed else 0)
-    assert fid_kid.protocol_of(p) == {'resize': 'tf1'}
+    assert fid_kid.stats_info(p) == (30, {'resize': 'tf1'})
     assert fid_kid.is_stats_file(p)
   with np.load(str(tmp_path / 'False.npz')) as z:  # the TTUR layout
     assert z['mu'].dtype == z['sigma'].dtype == np.float64
@@ -325,9 +361,8 @@ def test_packaged_statistics():
   assert files, 'no packaged FID statistics'
   for path in files:
     mu, sigma = fid_kid.load_stats(path, dim=2048)
-    protocol = fid_kid.protocol_of(path)
-    with np.load(path) as z:
-      n = int(z['num_samples'])
+    n, protocol = fid_kid.stats_info(path)
+    assert len(protocol['weights_sha256']) == 64
     assert protocol['resize'] in inception.RESIZE_MODES
     assert protocol['num'] == n
     dataset, split = protocol['source'].split(':')[1].split('/')

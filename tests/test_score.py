@@ -60,6 +60,10 @@ def test_folder_and_array_inputs(fake_inception, weights, tmp_path):
   folder = _write_folder(str(tmp_path / 'a'), a)
   np.savez(tmp_path / 'b.npz', images=b, labels=np.arange(10))
   np.save(tmp_path / 'b.npy', b[..., 0])  # [N, H, W] grey
+  np.save(tmp_path / 'c.npy', b)
+  os.rename(tmp_path / 'c.npy', tmp_path / 'c.npz')  # .npy bytes, .npz name
+  np.testing.assert_array_equal(
+      score.read_input(str(tmp_path / 'c.npz'), what='B').images, b)
   side = score.read_input(folder, what='A')
   assert side.kind == 'folder'
   # Sorted path order: class0/0000, 0002, ..., class1/0001, ...
@@ -117,7 +121,7 @@ def test_resize_mode_reaches_the_network(fake_inception, weights, tmp_path):
          resize=mode, batch_size=4)
     np.testing.assert_array_equal(fake_inception[-1],
                                   np.asarray(inception.prepare(a, mode)))
-    assert fid_kid.protocol_of(str(tmp_path / 's.npz'))['resize'] == mode
+    assert fid_kid.stats_info(str(tmp_path / 's.npz'))[1]['resize'] == mode
 
 
 def test_data_and_tfds_inputs(fake_inception, weights, tmp_path):
@@ -179,9 +183,15 @@ def _rgb_and_grey_folder(root):
                    np.repeat(_images(1, 2)[0], 3, -1)])
 
 
-def test_folder_modes_converted(tmp_path):
+def test_folder_modes_converted_and_links_followed(tmp_path):
   want = _rgb_and_grey_folder(str(tmp_path / 'f'))
   side = score.read_input(str(tmp_path / 'f'), what='A')
+  np.testing.assert_array_equal(side.images, want)
+  # A linked folder is read; a link back up the tree is read once.
+  os.makedirs(tmp_path / 'g')
+  os.symlink(tmp_path / 'f', tmp_path / 'g' / 'linked')
+  os.symlink(tmp_path / 'g', tmp_path / 'g' / 'loop')
+  side = score.read_input(str(tmp_path / 'g'), what='A')
   np.testing.assert_array_equal(side.images, want)
 
 
@@ -207,6 +217,12 @@ def _bad_inputs(tmp_path):
   np.savez(f'{t}/stats_bad.npz', mu=np.zeros(64), sigma=np.eye(3))
   np.savez(f'{t}/stats_small.npz', mu=np.zeros(4), sigma=np.eye(4))
   np.savez(f'{t}/stats.npz', mu=np.zeros(64), sigma=np.eye(64))
+  np.savez(f'{t}/object.npz', images=np.array([None, 1], dtype=object))
+  np.save(f'{t}/scalar.npy', np.float32(3))
+  np.save(f'{t}/empty_hw.npy', np.zeros((2, 0, 28, 1), np.float32))
+  np.savez(f'{t}/stats_n.npz', mu=np.zeros(64), sigma=np.eye(64),
+           num_samples=np.array([3, 4]))
+  np.save(f'{t}/flags.npy', np.zeros((8, 28, 28, 1), bool))
   ok, stats = f'{t}/ok.npy', f'{t}/stats.npz'
   return [
       ([f'{t}/empty', ok], {}, ConfigError, r'A: no image files.*empty'),
@@ -245,6 +261,15 @@ def _bad_inputs(tmp_path):
        r"A: 'data:cifar11/test': expected data:NAME/SPLIT with NAME one of"),
       (['tfds:cifar10', ok], {}, ConfigError, r'A: .*expected tfds:NAME/SPLIT'),
       ([f'{t}/x.txt', ok], {}, FileNotFoundError, r'A: .*x.txt'),
+      ([f'{t}/object.npz', ok], {}, ConfigError,
+       r'A: cannot read .*object.npz \(ValueError: Object arrays'),
+      ([f'{t}/scalar.npy', ok], {}, ConfigError,
+       r'A: expected images .*got shape \(\)'),
+      ([f'{t}/empty_hw.npy', ok], {}, ConfigError,
+       r'A: expected images .*N, H, W >= 1; got shape \(2, 0, 28, 1\)'),
+      ([f'{t}/stats_n.npz', ok], {}, DamagedFile,
+       r'stats_n.npz: ValueError: num_samples is .*not a positive integer'),
+      ([f'{t}/flags.npy', ok], {}, ConfigError, r'A: expected uint8 or float'),
   ]
 
 
@@ -257,12 +282,14 @@ def test_bad_input_is_one_clear_error(fake_inception, weights, tmp_path):
 
 
 def test_cli_bad_input_exits_2_with_one_line(tmp_path):
+  (tmp_path / 'empty').mkdir()
   np.save(tmp_path / 'signed.npy',
           np.random.default_rng(0).uniform(-1, 1, (8, 28, 28, 1)))
   for args, pattern in [
       ([str(tmp_path / 'signed.npy'), str(tmp_path / 'signed.npy'),
         f'--inception_path={tmp_path / "signed.npy"}'], 'A: pixel values must lie in [0, 255]'),
-      ([str(tmp_path / 'empty')], 'A: '),
+      ([str(tmp_path / 'empty'), str(tmp_path / 'signed.npy')],
+       'A: no image files'),
       (['a', 'b', '--resize=lanczos'], 'flag --resize=lanczos'),
       (['a', 'b', '--nmu=3'], "Unknown command line flag 'nmu'"),
   ]:

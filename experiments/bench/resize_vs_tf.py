@@ -9,6 +9,8 @@ half_pixel_centers=False)`` (TF 1.x's legacy mapping, the 2015 FID graph's
 op) on random float32 images of several shapes; this process runs
 ``gan_stability.metrics.inception.resize(..., 'tf1')`` on the same images
 and prints the largest absolute difference per shape (0-255 scale).
+``--golden_out`` keeps the small cases' inputs and TensorFlow outputs for
+``tests/test_fid_protocol.py``.
 """
 
 import os
@@ -19,11 +21,15 @@ from absl import app, flags
 import numpy as np
 
 flags.DEFINE_string('tf_python', None, 'A Python interpreter with tensorflow.')
+flags.DEFINE_string('golden_out', None, 'Also write the inputs and '
+                    "TensorFlow's outputs of the cases up to 64x64 to this "
+                    '.npz (tests/golden/tf1_resize.npz).')
 flags.mark_flags_as_required(['tf_python'])
 FLAGS = flags.FLAGS
 
-CASES = [(28, 28, 1, 299), (32, 32, 3, 299), (7, 13, 3, 29), (64, 45, 3, 17),
-         (5, 5, 1, 2), (300, 301, 3, 299)]
+CASES = [(28, 28, 1, 299), (32, 32, 3, 299), (28, 28, 1, 37), (7, 13, 3, 29),
+         (64, 45, 3, 17), (5, 5, 1, 2), (300, 301, 3, 299)]
+GOLDEN_MAX_SIZE = 64  # the cases written by --golden_out (a few KB)
 
 _TF = r'''
 import sys
@@ -49,6 +55,11 @@ def main(argv):
     np.savez(src, **images)
     subprocess.run([FLAGS.tf_python, '-c', _TF, src, dst], check=True)
     with np.load(dst) as ref:
+      if FLAGS.golden_out:
+        small = [k for k in images if int(k.split('_')[1]) <= GOLDEN_MAX_SIZE]
+        np.savez_compressed(
+            FLAGS.golden_out, **{f'in_{k}': images[k] for k in small},
+            **{f'tf_{k}': ref[k] for k in small})
       for k, x in images.items():
         size = int(k.split('_')[1])
         got = np.asarray(inception.resize(x, 'tf1', size=size))

@@ -123,6 +123,19 @@ def load_images(config) -> np.ndarray:
   return _load(config)[0]
 
 
+def load_split(config, split: str, num: int | None = None, *,
+               pad: bool = True) -> np.ndarray:
+  """The first ``num`` images (all with None) of ``split`` of the config's
+  data set, padded to ``data.pad_to`` like the training images when
+  ``pad``: the real side of the evaluation metrics."""
+  c = config.copy_and_resolve_references()
+  c.data.split = split
+  out = load_images(c)[:num]
+  if pad and c.data.pad_to:
+    out = images.pad_images(out, c.data.pad_to)
+  return out
+
+
 def load_labels(config) -> np.ndarray:
   """int32 ``[N]`` labels of the config's images, checked against
   ``config.model.num_classes``.

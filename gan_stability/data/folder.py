@@ -19,14 +19,23 @@ import numpy as np
 from gan_stability.errors import ConfigError
 
 EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp')
-_GREY_MODES = ('1', 'L', 'LA', 'I', 'I;16', 'I;16B', 'I;16L', 'F')
 
 
-def image_files(path: str) -> list[str]:
-  """The image files under ``path``, recursively, sorted."""
-  found = []
-  for root, dirs, files in os.walk(path):
-    dirs.sort()
+def image_files(path: str, *, what: str = 'folder') -> list[str]:
+  """The image files under ``path``, recursively (symbolic links to folders
+  followed, each real folder once), sorted. A folder that cannot be listed
+  is a ConfigError naming it, not a silent gap."""
+  found, seen = [], set()
+
+  def fail(error):
+    raise ConfigError(f'{what}: cannot list {error.filename} ({error.strerror})')
+
+  for root, dirs, files in os.walk(path, onerror=fail, followlinks=True):
+    real = os.path.realpath(root)
+    if real in seen:  # a link back up the tree
+      dirs[:] = []
+      continue
+    seen.add(real)
     found += [os.path.join(root, f) for f in files
               if f.lower().endswith(EXTENSIONS)]
   return sorted(found)
@@ -61,32 +70,30 @@ def read_folder(path: str, *, what: str = 'folder', limit: int | None = None
       images of different sizes (two named).
   """
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  files = image_files(path)
+  files = image_files(path, what=what)
   if not files:
     raise ConfigError(f'{what}: no image files ({", ".join(EXTENSIONS)}) '
                       f'under {path}')
   if limit is not None:
     files = files[:limit]
-  arrays = []
-  for f in files:
+  out = None  # [N, H, W, 3]; the channels are cut to 1 if all are grey
+  colour = False
+  for i, f in enumerate(files):
     try:
       with Image.open(f) as image:
         image.load()
-        arrays.append(_to_uint8(image, f))
+        a = _to_uint8(image, f)
     except ConfigError:
       raise
     except Exception as e:  # pylint: disable=broad-except
       raise ConfigError(f'{what}: cannot read image {f} ({e})') from e
-    if arrays[-1].shape[:2] != arrays[0].shape[:2]:
+    if out is None:
+      out = np.empty((len(files),) + a.shape[:2] + (3,), np.uint8)
+    if a.shape[:2] != out.shape[1:3]:
       raise ConfigError(
           f'{what}: images of different sizes: {files[0]} is '
-          f'{arrays[0].shape[1]}x{arrays[0].shape[0]}, {f} is '
-          f'{arrays[-1].shape[1]}x{arrays[-1].shape[0]} (resize them to one '
-          'size first)')
-  colour = any(a.ndim == 3 for a in arrays)
-  if colour:
-    arrays = [a if a.ndim == 3 else np.repeat(a[..., None], 3, axis=-1)
-              for a in arrays]
-  else:
-    arrays = [a[..., None] for a in arrays]
-  return np.stack(arrays), files
+          f'{out.shape[2]}x{out.shape[1]}, {f} is {a.shape[1]}x{a.shape[0]} '
+          '(resize them to one size first)')
+    colour |= a.ndim == 3
+    out[i] = a if a.ndim == 3 else a[..., None]
+  return (out if colour else np.ascontiguousarray(out[..., :1])), files

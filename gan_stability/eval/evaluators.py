@@ -24,7 +24,6 @@ import numpy as np
 from gan_stability import data as data_lib
 from gan_stability import distributed
 from gan_stability import plotting
-from gan_stability.data import images as images_lib
 from gan_stability.data import mixtures
 from gan_stability.errors import writing
 from gan_stability.eval import reference, registry
@@ -70,6 +69,7 @@ class ImageEvaluator:
     self._classifier = None
     self._inception = None
     self._real = {}
+    self._real_stats = {}
     self._fake = {}
     self._samples = None
     self.kid_key = None
@@ -101,9 +101,8 @@ class ImageEvaluator:
     mode = self.config.eval.fid_resize
 
     def inception_features(x):
-      pixels = x if x.dtype == np.uint8 else (
-          (np.clip(x, -1.0, 1.0) + 1.0) * 127.5)
-      return inception.features(params, pixels, resize=mode)
+      return inception.features(
+          params, inception.to_pixels(x, quantize_samples=False), resize=mode)
 
     return distributed.map_rows(inception_features, images)
 
@@ -120,29 +119,34 @@ class ImageEvaluator:
     """Features of the first ``eval.num_real`` images of the real split
     (``eval.real_split``, default ``data.split``)."""
     if space not in self._real:
-      c = self.config.copy_and_resolve_references()
-      c.data.split = self.real_split()
-      real = data_lib.load_images(c)[:c.eval.num_real]
-      if c.data.pad_to:  # as the training images
-        real = images_lib.pad_images(real, c.data.pad_to)
+      real = data_lib.load_split(self.config, self.real_split(),
+                                 self.config.eval.num_real)
       self._real[space] = self.features(space, real)
     return self._real[space]
 
   def real_stats(self, space: str):
     """``(mu, sigma)`` of the real side: a packaged reference file
-    (:mod:`gan_stability.eval.reference`) when one matches the protocol,
-    else computed once and cached in ``cache_dir``."""
+    (:mod:`gan_stability.eval.reference`) when one matches the protocol and
+    the Inception weights, else computed once and cached in ``cache_dir``;
+    kept for the following evaluations."""
+    if space not in self._real_stats:
+      self._real_stats[space] = self._load_real_stats(space)
+    return self._real_stats[space]
+
+  def _load_real_stats(self, space: str):
     c = self.config
     key = reference.Key(c.dataset, self.real_split(), c.eval.num_real,
                         space, c.eval.fid_resize, c.data.pad_to)
-    packaged = reference.find(key)
-    if packaged is not None:
+    packaged = reference.find(key) if space == 'inception' else None
+    ok = packaged is not None and reference.usable(
+        packaged, inception.params_digest(self.inception()))
+    # Decided together: a process that computes the real features takes part
+    # in collectives the others must join.
+    if not distributed.any_process(not ok):
       return fid_kid.load_stats(packaged)
     if self.cache_dir is None:
       return fid_kid.gaussian_stats(self.real_features(space))
     name = key.cache_name()
-    # The real features are a collective in a multi-process run: every
-    # process computes them when any lacks the cached statistics.
     if distributed.any_process(not os.path.exists(
         os.path.join(self.cache_dir, f'{name}.npz'))):
       self.real_features(space)

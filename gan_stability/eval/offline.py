@@ -62,11 +62,7 @@ def evaluate_held_out(workdir: str, *, split: str = 'test',
   if 'eval' not in config:
     raise config_lib.ConfigError('--held_out: only image runs have a '
                                  'held-out split')
-  held = config.copy_and_resolve_references()
-  held.data.split = split
-  images = data_lib.load_images(held)[:config.eval_samples]
-  if config.data.pad_to:
-    images = images_lib.pad_images(images, config.data.pad_to)
+  images = data_lib.load_split(config, split, config.eval_samples)
   evaluator = evaluators.make_evaluator(config, workdir=workdir)
   result = evaluator(images_lib.scale_images(images), 0, sample_dir=None)
   return {'split': split, 'eval_num_samples': len(images), **result}

@@ -4,7 +4,8 @@ in the packed layout of
 
 The packaged files are found by :class:`Key` (data set, split, number of
 images, feature space, resize mode, padding): the evaluator uses a packaged
-file whose key equals its protocol instead of computing the real side
+file whose key equals its protocol, made with the same Inception weights
+(:func:`usable`), instead of computing the real side
 (:meth:`gan_stability.eval.evaluators.ImageEvaluator.real_stats`).
 ``gan_stability/assets/fid_stats/README.md`` lists them with the command
 that made each.
@@ -15,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+
+from gan_stability.metrics import fid_kid
 
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'assets', 'fid_stats')
@@ -32,14 +35,14 @@ class Key:
   pad_to: int = 0
 
   def cache_name(self) -> str:
-    """A file name stem such as ``mnist-test-10000-inception-tf1``. The
-    ``'bilinear'`` resize of the first release has no suffix, so the caches
-    of runs written then are still found."""
+    """A file name stem such as ``mnist-test-10000-inception-tf1``. Runs
+    written before 0.2.0 (the ``'bilinear'`` resize) keep the name they
+    cached their statistics under (no resize or padding suffix)."""
     name = f'{self.dataset}-{self.split}-{self.num}-{self.space}'
     if self.space == 'inception' and self.resize != 'bilinear':
       name += f'-{self.resize}'
-    if self.pad_to:
-      name += f'-pad{self.pad_to}'
+      if self.pad_to:
+        name += f'-pad{self.pad_to}'
     return _UNSAFE.sub('_', name)
 
 
@@ -48,6 +51,14 @@ def find(key: Key, directory: str | None = None) -> str | None:
   :data:`ASSETS_DIR`), or None."""
   path = os.path.join(directory or ASSETS_DIR, key.cache_name() + '.npz')
   return path if os.path.isfile(path) else None
+
+
+def usable(path: str, weights_digest: str) -> bool:
+  """Whether the packaged file at ``path`` was made with the Inception
+  weights whose :func:`gan_stability.metrics.inception.params_digest` is
+  ``weights_digest``."""
+  _, protocol = fid_kid.stats_info(path)
+  return protocol.get('weights_sha256') == weights_digest
 
 
 def packaged() -> list[str]:

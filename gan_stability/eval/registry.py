@@ -42,6 +42,14 @@ from gan_stability.metrics import classifier, fid_kid, manifold, modes
 SPACES = ('classifier', 'inception')
 CONFIDENT = 0.9  # softmax probability of a 'recognisable' digit
 MIN_SAMPLES = 6  # the fewest evaluation samples any metric accepts
+# The settings of the feature-space metrics (the evaluator's and
+# experiments.score's): KID is reported x 1e3 over 100 subsets of
+# min(KID_SUBSET, n); precision / recall use PR_K neighbours, density /
+# coverage DC_K.
+KID_SCALE = 1e3
+KID_SUBSET = 1000
+PR_K = 3
+DC_K = 5
 
 # What a metric can need:
 GREY = 'grey'            # 1-channel MNIST-like data (the MNIST classifier)
@@ -101,9 +109,9 @@ def _kid(space: str):
   def compute(ctx, samples):
     del samples
     fake = ctx.fake_features(space)
-    return (1e3 * fid_kid.kid(ctx.real_features(space), fake,
-                              key=ctx.kid_key,
-                              subset_size=min(1000, len(fake))),)
+    return (KID_SCALE * fid_kid.kid(ctx.real_features(space), fake,
+                                    key=ctx.kid_key,
+                                    subset_size=min(KID_SUBSET, len(fake))),)
   return compute
 
 
@@ -128,9 +136,9 @@ METRICS: dict[str, Metric] = {
     'fid': Metric(('fid',), _fid('inception'), 'inception'),
     'kid': Metric(('kid',), _kid('inception'), 'inception'),
     'pr': Metric(('precision', 'recall'),
-                 _manifold(manifold.precision_recall, k=3), 'features'),
+                 _manifold(manifold.precision_recall, k=PR_K), 'features'),
     'dc': Metric(('density', 'coverage'),
-                 _manifold(manifold.density_coverage, k=5), 'features'),
+                 _manifold(manifold.density_coverage, k=DC_K), 'features'),
 }
 
 

@@ -37,6 +37,7 @@ import jax
 import numpy as np
 
 from gan_stability.errors import ConfigError
+from gan_stability.eval import registry
 from gan_stability.metrics import fid_kid, inception, manifold
 
 METRICS = ('fid', 'kid', 'pr', 'dc')
@@ -54,25 +55,30 @@ class Side:
   num_stats: int | None = None  # images behind a statistics file
 
   @property
-  def count(self) -> int:
+  def count(self) -> int | None:
+    """Images (None for a statistics file that does not say)."""
     if self.images is not None:
       return len(self.images)
-    return self.num_stats or 0
+    return self.num_stats
 
 
-def _check_images(x: np.ndarray, what: str) -> np.ndarray:
-  """uint8 (or float in [0, 255]) NHWC with 1 or 3 channels, else a
-  ConfigError naming ``what``."""
-  x = np.asarray(x)
+def _check_images(x, what: str, num: int | None = None) -> np.ndarray:
+  """The first ``num`` images of ``x`` if they are uint8 (or float in
+  [0, 255]) ``[N, H, W, C]`` with C = 1 or 3 (or ``[N, H, W]``), N, H,
+  W >= 1; else a ConfigError naming ``what``. Arrays are not copied (a
+  memory-mapped ``.npy`` stays on disk; features convert one batch at a
+  time)."""
+  x = np.asarray(x) if not isinstance(x, np.ndarray) else x
   if x.ndim == 3:
     x = x[..., None]
-  if x.ndim != 4 or x.shape[-1] not in (1, 3) or len(x) == 0:
+  if x.ndim != 4 or x.shape[-1] not in (1, 3) or min(x.shape) < 1:
     raise ConfigError(f'{what}: expected images [N, H, W, C] with C = 1 or '
-                      f'3 (or [N, H, W]), N >= 1; got shape {x.shape}')
+                      f'3 (or [N, H, W]), N, H, W >= 1; got shape {x.shape}')
+  x = x[:num]
   if x.dtype == np.uint8:
     return x
-  if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(
-      x.dtype, np.integer):
+  if x.dtype == bool or not (np.issubdtype(x.dtype, np.floating) or
+                             np.issubdtype(x.dtype, np.integer)):
     raise ConfigError(f'{what}: expected uint8 or float images, got '
                       f'{x.dtype}')
   lo, hi = float(np.min(x)), float(np.max(x))
@@ -80,28 +86,35 @@ def _check_images(x: np.ndarray, what: str) -> np.ndarray:
     raise ConfigError(f'{what}: pixel values must lie in [0, 255]; these '
                       f'span [{lo:.4g}, {hi:.4g}] (generator output in '
                       '[-1, 1]? map it with (x + 1) * 127.5)')
-  if hi <= 1.0:
+  if hi <= 1.0 and np.any(x != np.round(x)):
     raise ConfigError(f'{what}: pixel values span [{lo:.4g}, {hi:.4g}]: '
                       'images in [0, 1]? multiply by 255 (values must be in '
                       '[0, 255])')
-  return x.astype(np.float32)
+  return x
 
 
 def _read_array(path: str, what: str) -> np.ndarray:
+  """The image array of an ``.npy`` (memory-mapped) or ``.npz`` file; any
+  failure is a ConfigError naming ``what`` and the file."""
   try:
+    if path.endswith('.npy'):
+      return np.load(path, mmap_mode='r', allow_pickle=False)
     loaded = np.load(path, allow_pickle=False)
+    if isinstance(loaded, np.ndarray):  # an .npy under an .npz name
+      return loaded
+    with loaded:
+      names = loaded.files
+      if 'images' in names:
+        return loaded['images']
+      if len(names) == 1:
+        return loaded[names[0]]
+      raise ConfigError(f'{what}: {path} holds {sorted(names)}; name the '
+                        "image array 'images'")
+  except ConfigError:
+    raise
   except Exception as e:  # pylint: disable=broad-except
-    raise ConfigError(f'{what}: cannot read {path} ({e})') from e
-  if isinstance(loaded, np.ndarray):
-    return loaded
-  with loaded:
-    names = loaded.files
-    if 'images' in names:
-      return loaded['images']
-    if len(names) == 1:
-      return loaded[names[0]]
-    raise ConfigError(f'{what}: {path} holds {sorted(names)}; name the image '
-                      "array 'images'")
+    raise ConfigError(f'{what}: cannot read {path} ({type(e).__name__}: '
+                      f'{e})') from e
 
 
 def _is_run(path: str) -> bool:
@@ -121,8 +134,7 @@ def _run_samples(path: str, *, num: int | None, step: int | None, seed: int,
   n = num if num is not None else config.eval_samples
   sample_fn, step = tasks.restore_sampler(config, path, step)
   samples = sample_fn(jax.random.fold_in(jax.random.key(seed), step), n)
-  return inception.quantize(samples) if quantize else (
-      (np.clip(samples, -1.0, 1.0) + 1.0) * np.float32(127.5))
+  return inception.to_pixels(samples, quantize_samples=quantize)
 
 
 def _dataset_images(spec: str, data_dir: str | None, what: str
@@ -143,8 +155,8 @@ def _dataset_images(spec: str, data_dir: str | None, what: str
   if not data_dir:
     raise ConfigError(f'{what}: {spec!r} reads IDX files: give --data_dir')
   config = schema.defaults(model='dcgan', dataset=name)
-  config.data.dir, config.data.split = data_dir, split
-  return data_lib.load_images(config)
+  config.data.dir = data_dir
+  return data_lib.load_split(config, split, pad=False)
 
 
 def read_input(spec: str, *, what: str, num: int | None = None,
@@ -169,10 +181,10 @@ def read_input(spec: str, *, what: str, num: int | None = None,
       raise ConfigError(f'{what}: cannot read TFDS {name!r} split {split!r} '
                         f'from data_dir {data_dir!r} ({type(e).__name__}: '
                         f'{e})') from e
-    return Side(spec, 'tfds', _check_images(images[:num], what))
+    return Side(spec, 'tfds', _check_images(images, what, num))
   if spec.startswith(DATA_PREFIX):
     return Side(spec, 'data', _check_images(
-        _dataset_images(spec, data_dir, what)[:num], what))
+        _dataset_images(spec, data_dir, what), what, num))
   if not os.path.exists(spec):
     raise FileNotFoundError(f'{what}: {spec}: no such file or directory')
   if os.path.isdir(spec):
@@ -185,14 +197,11 @@ def read_input(spec: str, *, what: str, num: int | None = None,
     return Side(spec, 'folder', images)
   if fid_kid.is_stats_file(spec):
     mu, sigma = fid_kid.load_stats(spec, dim=inception.FEATURE_DIM)
-    n = None
-    with np.load(spec, allow_pickle=False) as z:
-      if 'num_samples' in z.files:
-        n = int(z['num_samples'])
+    n, _ = fid_kid.stats_info(spec)
     return Side(spec, 'stats', stats=(mu, sigma), num_stats=n)
   if spec.endswith(('.npy', '.npz')):
-    images = _read_array(spec, what)
-    return Side(spec, 'array', _check_images(images[:num], what))
+    return Side(spec, 'array', _check_images(_read_array(spec, what), what,
+                                             num))
   raise ConfigError(f'{what}: {spec}: not a folder, .npy / .npz array, '
                     'statistics file, tfds:NAME/SPLIT or run directory')
 
@@ -258,7 +267,8 @@ def check_request(a: Side, b: Side | None, metrics, *, save_stats: str | None
     raise ConfigError(f'--save_stats: A ({a.name}) is already a statistics '
                       'file')
   # The fewest images each metric accepts (k-NN metrics need n > k).
-  fewest = max({'fid': 2, 'kid': 2, 'pr': 4, 'dc': 6}[m] for m in metrics)
+  fewest = max({'fid': 2, 'kid': 2, 'pr': registry.PR_K + 1,
+                'dc': registry.DC_K + 1}[m] for m in metrics)
   for side, label in ((a, 'A'), (b, 'B')):
     if side.images is not None and len(side.images) < fewest:
       raise ConfigError(f'{label} ({side.name}): {len(side.images)} images; '
@@ -275,23 +285,23 @@ def side_features(side: Side, params, *, resize: str, batch_size: int,
 
 def score(feats_a, feats_b, stats_a, stats_b, metrics, *, seed: int = 0
           ) -> dict:
-  """The metrics of B against A from features (or, for FID, statistics).
-  KID (x 1e3, as in the training records) uses 100 subsets of
-  ``min(1000, n)`` drawn from ``key(seed)``; precision / recall use k = 3,
-  density / coverage k = 5 (the evaluator's settings)."""
+  """The metrics of B against A from features (or, for FID, statistics),
+  with the evaluator's settings (:mod:`gan_stability.eval.registry`): KID
+  x 1e3 over 100 subsets of ``min(1000, n)`` drawn from ``key(seed)``,
+  precision / recall with k = 3, density / coverage with k = 5."""
   out = {}
   if 'fid' in metrics:
     out['fid'] = fid_kid.fid_from_stats(*stats_a, *stats_b)
   if 'kid' in metrics:
-    out['kid'] = 1e3 * fid_kid.kid(
+    out['kid'] = registry.KID_SCALE * fid_kid.kid(
         feats_a, feats_b, key=jax.random.key(seed),
-        subset_size=min(1000, len(feats_a), len(feats_b)))
+        subset_size=min(registry.KID_SUBSET, len(feats_a), len(feats_b)))
   if 'pr' in metrics:
     out['precision'], out['recall'] = manifold.precision_recall(
-        feats_a, feats_b, k=3)
+        feats_a, feats_b, k=registry.PR_K)
   if 'dc' in metrics:
     out['density'], out['coverage'] = manifold.density_coverage(
-        feats_a, feats_b, k=5)
+        feats_a, feats_b, k=registry.DC_K)
   return out
 
 
@@ -311,9 +321,7 @@ def run(inputs, *, metrics: str = 'fid', resize: str = 'tf1',
   if not 1 <= len(inputs) <= 2:
     raise ConfigError(f'expected inputs A [B], got {len(inputs)}: '
                       f'{list(inputs)}')
-  if resize not in inception.RESIZE_MODES:
-    raise ConfigError(f'--resize: unknown resize mode {resize!r}; allowed: '
-                      f'{list(inception.RESIZE_MODES)}')
+  inception.check_resize_mode(resize, '--resize')
   if num is not None and num < 1:
     raise ConfigError(f'--num: must be >= 1, got {num}')
   if batch_size < 1:
@@ -346,7 +354,8 @@ def run(inputs, *, metrics: str = 'fid', resize: str = 'tf1',
     fid_kid.save_stats(
         save_stats, *stats['A'], num_samples=a.count, packed=packed,
         protocol={'resize': resize, 'num': a.count, 'source': a.name,
-                  'features': 'inception-2015-12-05 pool_3'})
+                  'features': 'inception-2015-12-05 pool_3',
+                  'weights_sha256': inception.params_digest(params)})
     print(f'wrote the statistics of A ({a.count} images, resize {resize}) '
           f'to {save_stats}', file=out, flush=True)
   if b is None:

@@ -303,15 +303,27 @@ def reference_stats(name: str, compute_features_fn: Callable[[], np.ndarray],
 # Both may carry ``num_samples`` and a JSON ``protocol`` string.
 
 
+def _open_npz(path: str):
+  """``np.load`` of an ``.npz`` archive, or DamagedFile naming ``path``."""
+  try:
+    z = np.load(path, allow_pickle=False)
+  except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    raise DamagedFile(f'{path}: unreadable statistics file ({e})') from e
+  if not isinstance(z, np.lib.npyio.NpzFile):
+    raise DamagedFile(f'{path}: a single array, not an .npz archive of FID '
+                      'statistics (mu, sigma)')
+  return z
+
+
 def is_stats_file(path: str) -> bool:
-  """Whether ``path`` is an ``.npz`` holding ``mu`` (statistics, not
+  """Whether ``path`` is an ``.npz`` archive holding ``mu`` (statistics, not
   images)."""
   if not (path.endswith('.npz') and os.path.isfile(path)):
     return False
   try:
-    with np.load(path, allow_pickle=False) as z:
+    with _open_npz(path) as z:
       return 'mu' in z.files
-  except (OSError, ValueError, zipfile.BadZipFile):
+  except DamagedFile:
     return False
 
 
@@ -338,7 +350,7 @@ def load_stats(path: str, *, dim: int | None = None
   if not os.path.isfile(path):
     raise FileNotFoundError(f'{path}: no such statistics file')
   try:
-    with np.load(path, allow_pickle=False) as z:
+    with _open_npz(path) as z:
       files = set(z.files)
       if 'mu' not in files or not files & {'sigma', 'sigma_triu'}:
         raise DamagedFile(f'{path}: not FID statistics (an .npz with mu and '
@@ -350,8 +362,9 @@ def load_stats(path: str, *, dim: int | None = None
         sigma = _unpack_triu(np.asarray(z['sigma_triu'], np.float64))
   except DamagedFile:
     raise
-  except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-    raise DamagedFile(f'{path}: unreadable statistics file ({e})') from e
+  except Exception as e:  # pylint: disable=broad-except
+    raise DamagedFile(f'{path}: unreadable statistics file '
+                      f'({type(e).__name__}: {e})') from e
   if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
     raise DamagedFile(f'{path}: mu has shape {mu.shape} and sigma '
                       f'{sigma.shape}; expected [d] and [d, d]')
@@ -401,9 +414,28 @@ def save_stats(path: str, mu: np.ndarray, sigma: np.ndarray, *,
       raise
 
 
-def protocol_of(path: str) -> dict:
-  """The ``protocol`` stored in a statistics file (``{}`` if none)."""
-  with np.load(path, allow_pickle=False) as z:
-    if 'protocol' not in z.files:
-      return {}
-    return json.loads(str(z['protocol']))
+def stats_info(path: str) -> tuple[int | None, dict]:
+  """``(num_samples, protocol)`` stored in a statistics file (None and
+  ``{}`` where absent).
+
+  Raises:
+    DamagedFile: unreadable, or ``num_samples`` not a positive integer, or
+      ``protocol`` not a JSON object.
+  """
+  with _open_npz(path) as z:
+    try:
+      n = None
+      if 'num_samples' in z.files:
+        value = z['num_samples']
+        if value.shape != () or not np.issubdtype(value.dtype, np.integer) or (
+            int(value) < 1):
+          raise ValueError(f'num_samples is {value!r}, not a positive integer')
+        n = int(value)
+      protocol = {}
+      if 'protocol' in z.files:
+        protocol = json.loads(str(z['protocol']))
+        if not isinstance(protocol, dict):
+          raise ValueError('protocol is not a JSON object')
+    except Exception as e:  # pylint: disable=broad-except
+      raise DamagedFile(f'{path}: {type(e).__name__}: {e}') from e
+  return n, protocol

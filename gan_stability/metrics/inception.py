@@ -55,6 +55,7 @@ feature, asserted at most 2e-5).
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import zipfile
 from typing import Any, Iterable
@@ -63,6 +64,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_stability.errors import ConfigError
 from gan_stability.kernels import compile_options
 
 INPUT_SIZE = 299
@@ -201,6 +203,19 @@ def load_params(path: str | os.PathLike) -> Params:
           entry[a] = jnp.asarray(value)
       params[layer] = entry
   return params
+
+
+def params_digest(params: Params) -> str:
+  """sha256 of the weights' values (layers and arrays in sorted order): the
+  identity of the network that statistics files record, whatever file the
+  weights were read from."""
+  h = hashlib.sha256()
+  for layer in sorted(params):
+    for name in sorted(params[layer]):
+      h.update(f'{layer}.{name}'.encode())
+      h.update(np.ascontiguousarray(np.asarray(params[layer][name],
+                                               np.float32)).tobytes())
+  return h.hexdigest()
 
 
 # -------------------------------------------------------------- network ---
@@ -483,9 +498,10 @@ def resize_matrix(n_in: int, n_out: int, mode: str) -> np.ndarray:
 
 
 def check_resize_mode(mode: str, what: str = 'resize') -> str:
+  """``mode``, or a ConfigError naming ``what`` and the allowed modes."""
   if mode not in RESIZE_MODES:
-    raise ValueError(f'{what}: unknown resize mode {mode!r}; allowed: '
-                     f'{list(RESIZE_MODES)}')
+    raise ConfigError(f'{what}: unknown resize mode {mode!r}; allowed: '
+                      f'{list(RESIZE_MODES)}')
   return mode
 
 
@@ -525,6 +541,19 @@ def resize(images: jax.Array, mode: str = DEFAULT_RESIZE, *,
   if mode == 'clean':
     x = jnp.clip(x, 0.0, 255.0)
   return x
+
+
+def to_pixels(samples, *, quantize_samples: bool = True) -> np.ndarray:
+  """Generator outputs in ``[-1, 1]`` -> ``[0, 255]`` pixels: uint8 by
+  :func:`quantize`, or float32 ``(clip(x, -1, 1) + 1) * 127.5`` without
+  rounding. uint8 input is returned as is."""
+  samples = np.asarray(samples)
+  if samples.dtype == np.uint8:
+    return samples
+  if quantize_samples:
+    return quantize(samples)
+  return (np.clip(samples, -1.0, 1.0).astype(np.float32) + 1.0) * np.float32(
+      127.5)
 
 
 def quantize(samples) -> np.ndarray:
