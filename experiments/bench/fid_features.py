@@ -1,6 +1,7 @@
 r"""Benchmark: FID Inception features of 28x28 MNIST digits on this machine.
 
     python -m experiments.bench.fid_features [--num=10000] [--batch_size=25]
+    python -m experiments.bench.fid_features --time_resize --num=50 --batch_size=50
 
 Times :func:`gan_stability.metrics.inception.features` (resize 28x28 ->
 299x299 in the ``'bilinear'`` mode on the device, then the Inception-v3 FID
@@ -43,6 +44,11 @@ flags.DEFINE_bool('torch', True, 'Also time the PyTorch network if importable.')
 flags.DEFINE_bool('torch_channels_last', True,
                   'PyTorch memory format: channels_last (NHWC, faster in our '
                   'runs) or contiguous NCHW.')
+flags.DEFINE_bool('time_resize', False, 'Only time the resize modes: '
+                  'inception.prepare per mode against the network, per batch '
+                  '(interleaved repeats), and exit.')
+flags.DEFINE_integer('repeats', 20, 'With --time_resize: timed batches per '
+                     'mode.')
 flags.DEFINE_string('weights_dir', os.environ.get(
     'GAN_STABILITY_WEIGHTS_DIR', os.path.join(_SHARED, 'weights')),
                     'Folder with fid_inception_v3_2015.npz.')
@@ -181,6 +187,28 @@ def _golden_check_torch(net, weights_dir, data_dir) -> float:
   return float(np.abs(ours - golden).max() / np.abs(golden).max())
 
 
+def _time_resize(params, batch: np.ndarray) -> None:
+  """Milliseconds per batch of each resize mode's ``prepare`` (28x28 ->
+  299x299 on the device) beside the network's ``apply``, the repeats of
+  all of them interleaved."""
+  import jax  # pylint: disable=g-import-not-at-top
+  work = {f'prepare {m}': (lambda m=m: inception.prepare(batch, m))
+          for m in inception.RESIZE_MODES}
+  x = inception.prepare(batch, 'tf1')
+  work['network (apply)'] = lambda: inception.apply(params, x)
+  for fn in work.values():  # compile
+    jax.block_until_ready(fn())
+  ms = {name: [] for name in work}
+  for _ in range(FLAGS.repeats):
+    for name, fn in work.items():
+      t0 = time.perf_counter()
+      jax.block_until_ready(fn())
+      ms[name].append(1e3 * (time.perf_counter() - t0))
+  print(f'median ms per batch of {len(batch)} over {FLAGS.repeats} repeats:')
+  for name, v in ms.items():
+    print(f'  {name:16s} {np.median(v):9.2f}')
+
+
 def main(argv):
   del argv
   import jax
@@ -192,6 +220,9 @@ def main(argv):
         f'{os.cpu_count()} CPUs; load average {os.getloadavg()}')
 
   params = inception.load_params(npz)
+  if FLAGS.time_resize:
+    _time_resize(params, images[:bs])
+    return
   # The 'bilinear' mode: the resize PyTorch's F.interpolate does too.
   runners = {'jax': lambda x: inception.features(params, x, resize='bilinear',
                                                  batch_size=bs)}
