@@ -36,8 +36,8 @@ flags.DEFINE_string('inception_path', None, 'Overrides config.eval.'
                     'inception_path (the FID Inception weights).')
 flags.DEFINE_string('real_split', None, "Overrides config.eval.real_split: "
                     "the real side's split (e.g. test).")
-flags.DEFINE_enum('fid_resize', None, ['tf1', 'clean', 'bilinear'],
-                  'Overrides config.eval.fid_resize for this evaluation.')
+flags.DEFINE_string('fid_resize', None, 'Overrides config.eval.fid_resize '
+                    'for this evaluation (tf1, clean or bilinear).')
 flags.mark_flags_as_required(['workdir'])
 FLAGS = flags.FLAGS
 

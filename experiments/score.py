@@ -23,9 +23,9 @@ from absl import flags
 from experiments import cli
 
 flags.DEFINE_string('metrics', 'fid', 'Comma-separated: fid, kid, pr, dc.')
-flags.DEFINE_enum('resize', 'tf1', ['tf1', 'clean', 'bilinear'],
-                  'How images reach 299x299: tf1 (TTUR / StyleGAN), clean '
-                  '(clean-fid), bilinear (gan_stability before 0.2.0).')
+flags.DEFINE_string('resize', 'tf1', 'How images reach 299x299: tf1 '
+                    '(TTUR / StyleGAN), clean (clean-fid), bilinear '
+                    '(gan_stability before 0.2.0); inception.RESIZE_MODES.')
 flags.DEFINE_integer('num', None, 'Use the first N images of each side '
                      '(samples to draw from a run; default: all images, '
                      "a run's eval_samples).")

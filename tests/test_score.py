@@ -290,7 +290,9 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
         f'--inception_path={tmp_path / "signed.npy"}'], 'A: pixel values must lie in [0, 255]'),
       ([str(tmp_path / 'empty'), str(tmp_path / 'signed.npy')],
        'A: no image files'),
-      (['a', 'b', '--resize=lanczos'], 'flag --resize=lanczos'),
+      (['a', 'b', '--resize=lanczos'],
+       "--resize: unknown resize mode 'lanczos'; allowed: ['tf1', 'clean', "
+       "'bilinear']"),
       (['a', 'b', '--nmu=3'], "Unknown command line flag 'nmu'"),
   ]:
     proc = run_python(['-m', 'experiments.score'] + args, check=False,

@@ -10,8 +10,13 @@ evaluator also reports ``diversity``
 (:func:`gan_stability.metrics.dynamics.sample_diversity`).
 
 The real side of the image metrics uses the first ``config.eval.num_real``
-training images; their FID statistics are cached under
-``config.eval.cache_dir`` (default ``<workdir>/eval_cache``).
+images of ``config.eval.real_split`` (default: the training split); their
+FID statistics come from a packaged file when one matches
+(:mod:`gan_stability.eval.reference`), else are computed once and cached
+under ``config.eval.cache_dir`` (default ``<workdir>/eval_cache``).
+Samples are quantised to uint8 before any metric when
+``config.eval.quantize``, and Inception inputs resized in the
+``config.eval.fid_resize`` mode (docs/metrics.md, "Which FID?").
 """
 
 from __future__ import annotations
