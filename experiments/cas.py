@@ -53,6 +53,7 @@ import time
 import numpy as np
 from absl import app, flags
 
+from experiments import entry
 from experiments.reproduce import common
 
 FLAGS = flags.FLAGS
@@ -353,5 +354,5 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  entry.main(main)
   sys.exit(0)

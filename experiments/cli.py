@@ -15,7 +15,8 @@ The three ids default to ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``,
 ``JAX_PROCESS_ID`` (what ``experiments.launch`` sets), then to JAX's own
 cluster detection (SLURM, Open MPI, TPU, Kubernetes).
 
-Exit statuses of :func:`run` (and :func:`main`, for bad flags): 0 done; 1 crashed or diverged; 2 bad input or
+Exit statuses of :func:`run` (and :func:`main`, :mod:`experiments.entry`, for
+bad flags): 0 done; 1 crashed or diverged; 2 bad input or
 the job could not be formed, a damaged input file, a workdir in use (one
 line on stderr); 3 a multi-host job lost a process (one line naming it;
 rerun to resume); 4 a file could not be written (a full disk: one line
@@ -30,7 +31,9 @@ import os
 import sys
 from typing import Callable
 
-from absl import app, flags, logging
+from absl import flags, logging
+
+from experiments import entry
 
 flags.DEFINE_bool('multihost', False, 'Join a multi-process (multi-host) job '
                   'first (jax.distributed.initialize); docs/distributed.md.')
@@ -52,41 +55,11 @@ flags.DEFINE_integer('heartbeat_timeout_s', 30, 'With --multihost: a process '
 FLAGS = flags.FLAGS
 
 EXIT_ERROR = 1
-EXIT_USAGE = 2
+EXIT_USAGE = entry.EXIT_USAGE
 
 
-def _fail(message: str, status: int = EXIT_USAGE):
-  print(f'error: {message}', file=sys.stderr, flush=True)
-  sys.exit(status)
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing with a bad flag reported as one line and status 2
-  (absl's own handler prints two lines and exits 1). A flag parser's own
-  exception (e.g. a ``--config`` file that does not load) counts as bad
-  input too; its first line is kept (config_flags appends a traceback)."""
-  try:
-    return FLAGS(argv)
-  except Exception as e:  # pylint: disable=broad-except
-    lines = [line for line in str(e).strip().splitlines() if line.strip()]
-    message = lines[0] if lines else ''
-    if len(lines) > 1:  # a traceback inside: keep its exception line
-      message = f'{message} {lines[-1].strip()}'
-    if not isinstance(e, flags.Error):
-      message = f'{type(e).__name__}: {message}'
-    if isinstance(e, (AttributeError, KeyError)):  # --config.<unknown field>
-      field = message.split(':', 1)[-1].strip(' \'"')
-      names = [a[2:].split('=', 1)[0] for a in argv[1:] if a.startswith('--')]
-      hits = [n for n in names if n.rsplit('.', 1)[-1] == field and '.' in n]
-      if hits:
-        message = f'flag --{hits[0]}: the config has no field {field!r}'
-    _fail(message)
-
-
-def main(entry: Callable[[list[str]], None]) -> None:
-  """``app.run(entry)`` with :func:`_parse_flags`: what every CLI's
-  ``__main__`` calls."""
-  app.run(entry, flags_parser=_parse_flags)
+_fail = entry.fail
+main = entry.main  # every CLI's __main__ (one-line flag errors, status 2)
 
 
 def _closed_loop(error) -> bool:

@@ -32,7 +32,9 @@ import sys
 import threading
 import time
 
-from absl import app, flags
+from absl import flags
+
+from experiments import entry
 
 flags.DEFINE_integer('num_processes', 2, 'Processes to start.')
 flags.DEFINE_integer('port', 0, 'Coordinator port (0: a free one).')
@@ -155,4 +157,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  entry.main(main)

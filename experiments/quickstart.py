@@ -19,7 +19,9 @@ import os
 import time
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
+
+from experiments import entry
 
 from experiments.reproduce import published
 
@@ -175,4 +177,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  entry.main(main)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from absl import app, flags
 
+from experiments import entry
+
 flags.DEFINE_string('workdir', None, 'Sweep directory.')
 flags.DEFINE_string('out', None, 'Output directory (default: WORKDIR/report).')
 flags.DEFINE_string('metric', None, 'Metric to rank and plot by.')
@@ -41,4 +43,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  entry.main(main)

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
+
+from experiments import entry
 
 flags.DEFINE_string('sweep', None, 'Sweep spec, as path.py[:arg].')
 flags.DEFINE_string('workdir', None, 'Sweep directory (runs/, logs/, sweep.json).')
@@ -77,4 +79,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  entry.main(main)

@@ -19,7 +19,9 @@ import shlex
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
+
+from experiments import entry
 
 flags.DEFINE_string('data_dir', None,
                     'Folder with the MNIST IDX files (train-*, t10k-*).')
@@ -119,4 +121,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  entry.main(main)

@@ -141,7 +141,28 @@ def test_cli_rejects_bad_input_before_compiling(tmp_path):
   ]
   for args, needle in cases:
     proc = run_python(base + args, devices=2, check=False, timeout=120)
-    assert proc.returncode != 0, args
-    assert needle in proc.stderr, (args, proc.stderr[-2000:])
+    assert proc.returncode == 2, (args, proc.stderr[-2000:])
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: '), proc.stderr
+    assert needle in lines[0], (args, lines)
     assert 'Compiling' not in proc.stderr
   assert not (tmp_path / 'w' / 'checkpoints').exists()
+
+
+@pytest.mark.parametrize('module,args,needle', [
+    ('experiments.sweep', ['--bogus=1'], "Unknown command line flag 'bogus'"),
+    ('experiments.report', ['--workdir=x', '--metric'],
+     'Missing value for flag --metric'),
+    ('experiments.launch', ['--num_processes=two'],
+     'flag --num_processes=two: invalid literal'),
+    ('experiments.evaluate', ['--workdir=x', '--step=last'],
+     'flag --step=last: invalid literal'),
+])
+def test_every_cli_reports_a_bad_flag_in_one_line(module, args, needle):
+  """experiments.entry: absl's two lines and status 1 become one line
+  ``error: ...`` and status 2 in every CLI."""
+  proc = run_python(['-m', module] + args, check=False, timeout=120)
+  assert proc.returncode == 2, proc.stderr
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith('error: '), proc.stderr
+  assert needle in lines[0], lines

@@ -29,7 +29,9 @@ import os
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from experiments import entry
 
 from gan_stability.data import idx
 from gan_stability.metrics import inception
@@ -272,4 +274,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  entry.main(main)

@@ -17,8 +17,10 @@ import os
 import subprocess
 import tempfile
 
-from absl import app, flags
+from absl import flags
 import numpy as np
+
+from experiments import entry
 
 flags.DEFINE_string('tf_python', None, 'A Python interpreter with tensorflow.')
 flags.DEFINE_string('golden_out', None, 'Also write the inputs and '
@@ -68,4 +70,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  entry.main(main)

@@ -71,6 +71,8 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
+from experiments import entry
+
 flags.DEFINE_bool('quick', False, 'Few steps, small image models.')
 flags.DEFINE_list('only', [], 'Cases to run (default: all). Known: see CASES.')
 flags.DEFINE_integer('steps', 0, 'Timed steps per framework and case '
@@ -665,4 +667,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  entry.main(main)

@@ -30,7 +30,9 @@ import tempfile
 import time
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
+
+from experiments import entry
 
 flags.DEFINE_integer('seeds', 8, 'Number of seeds.')
 flags.DEFINE_integer('steps', 500, 'Generator updates per seed.')
@@ -176,4 +178,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  entry.main(main)

@@ -109,8 +109,9 @@ import sys
 import time
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
+from experiments import entry
 from experiments.reproduce import common
 from gan_stability.sweep import spec as sw
 
@@ -619,4 +620,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  entry.main(main)

@@ -31,7 +31,9 @@ import os
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from experiments import entry
 
 FLAGS = flags.FLAGS
 STEPS, QUICK_STEPS, LR = 500, 300, 0.2
@@ -254,4 +256,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  entry.main(main)
