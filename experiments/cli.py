@@ -58,7 +58,6 @@ EXIT_ERROR = 1
 EXIT_USAGE = entry.EXIT_USAGE
 
 
-_fail = entry.fail
 main = entry.main  # every CLI's __main__ (one-line flag errors, status 2)
 
 
@@ -104,12 +103,12 @@ def start_runtime() -> None:
           initialization_timeout=FLAGS.init_timeout_s,
           heartbeat_timeout=FLAGS.heartbeat_timeout_s)
     elif distributed.launched_processes() > 1:
-      _fail(f'{distributed.ENV_NUM_PROCESSES}='
+      entry.fail(f'{distributed.ENV_NUM_PROCESSES}='
             f'{distributed.launched_processes()} (one of several launched '
             'processes) but --multihost not given: each would train alone '
             'in the same workdir; add --multihost')
   except distributed.DistributedError as e:
-    _fail(str(e))
+    entry.fail(str(e))
 
 
 def run(body: Callable[[], None]) -> None:
@@ -140,10 +139,10 @@ def run(body: Callable[[], None]) -> None:
   except (errors.ConfigError, errors.DamagedFile, FileNotFoundError,
           train.WorkdirInUse) as e:
     distributed.finish()
-    _fail(str(e))
+    entry.fail(str(e))
   except train.DivergenceError as e:
     distributed.finish()
-    _fail(f'diverged: {e}', EXIT_ERROR)
+    entry.fail(f'diverged: {e}', EXIT_ERROR)
   except errors.WriteFailed as e:
     # The files are closed (the save in flight given a bounded time); leave
     # at once rather than wait on threads stuck on a full disk.

@@ -36,20 +36,21 @@ import time
 import jax
 import numpy as np
 
+from gan_stability import data as data_lib
 from gan_stability.errors import ConfigError
 from gan_stability.eval import registry
 from gan_stability.metrics import fid_kid, inception, manifold
 
 METRICS = ('fid', 'kid', 'pr', 'dc')
-TFDS_PREFIX = 'tfds:'
 DATA_PREFIX = 'data:'
+TFDS_PREFIX = data_lib.TFDS_PREFIX
 
 
 @dataclasses.dataclass
 class Side:
   """One input: its images, or only its statistics (``mu``, ``sigma``)."""
   name: str
-  kind: str  # folder | array | stats | tfds | run
+  kind: str  # folder | array | stats | data | tfds | run
   images: np.ndarray | None = None
   stats: tuple[np.ndarray, np.ndarray] | None = None
   num_stats: int | None = None  # images behind a statistics file
@@ -68,7 +69,7 @@ def _check_images(x, what: str, num: int | None = None) -> np.ndarray:
   W >= 1; else a ConfigError naming ``what``. Arrays are not copied (a
   memory-mapped ``.npy`` stays on disk; features convert one batch at a
   time)."""
-  x = np.asarray(x) if not isinstance(x, np.ndarray) else x
+  x = np.asarray(x)  # a memory map stays one (no copy)
   if x.ndim == 3:
     x = x[..., None]
   if x.ndim != 4 or x.shape[-1] not in (1, 3) or min(x.shape) < 1:
@@ -139,24 +140,41 @@ def _run_samples(path: str, *, num: int | None, step: int | None, seed: int,
 
 def _dataset_images(spec: str, data_dir: str | None, what: str
                     ) -> np.ndarray:
-  """``data:NAME/SPLIT``: a dataset of the library's registry read as a
-  training config would read it (``data.source`` idx: the IDX files in
-  ``data_dir``)."""
-  from gan_stability import data as data_lib  # pylint: disable=g-import-not-at-top
+  """``data:NAME/SPLIT`` (a data set of the library's registry, its IDX
+  files in ``data_dir``) or ``tfds:NAME/SPLIT`` (``tfds.data_source`` from
+  ``data_dir``, no download): read as a training config of that data set
+  reads it (:func:`gan_stability.data.load_split`)."""
   from gan_stability.config import schema  # pylint: disable=g-import-not-at-top
-  body = spec[len(DATA_PREFIX):]
-  name, _, split = body.partition('/')
-  info = data_lib.dataset_info(name)
-  if not split or info is None or info.kind != 'image':
-    allowed = [d for d in data_lib.DATASETS
-               if data_lib.dataset_info(d).kind == 'image']
-    raise ConfigError(f'{what}: {spec!r}: expected data:NAME/SPLIT with NAME '
-                      f'one of {allowed}')
-  if not data_dir:
-    raise ConfigError(f'{what}: {spec!r} reads IDX files: give --data_dir')
+  tfds = spec.startswith(data_lib.TFDS_PREFIX)
+  prefix = data_lib.TFDS_PREFIX if tfds else DATA_PREFIX
+  name, _, split = spec[len(prefix):].partition('/')
+  if tfds:
+    if not (name and split):
+      raise ConfigError(f'{what}: {spec!r}: expected tfds:NAME/SPLIT, e.g. '
+                        'tfds:cifar10/train')
+    name = data_lib.TFDS_PREFIX + name
+  else:
+    info = data_lib.dataset_info(name)
+    if not split or info is None or info.kind != 'image':
+      allowed = [d for d in data_lib.DATASETS
+                 if data_lib.dataset_info(d).kind == 'image']
+      raise ConfigError(f'{what}: {spec!r}: expected data:NAME/SPLIT with '
+                        f'NAME one of {allowed}')
+    if not data_dir:
+      raise ConfigError(f'{what}: {spec!r} reads IDX files: give --data_dir')
   config = schema.defaults(model='dcgan', dataset=name)
-  config.data.dir = data_dir
-  return data_lib.load_split(config, split, pad=False)
+  config.data.dir = data_dir or ''
+  if not tfds:
+    return data_lib.load_split(config, split, pad=False)
+  config.data.source = 'tfds'
+  try:
+    return data_lib.load_split(config, split, pad=False)
+  except ValueError as e:
+    raise ConfigError(f'{what}: {e}') from e
+  except Exception as e:  # pylint: disable=broad-except
+    raise ConfigError(f'{what}: cannot read TFDS {name[len(prefix):]!r} '
+                      f'split {split!r} from data_dir {data_dir!r} '
+                      f'({type(e).__name__}: {e})') from e
 
 
 def read_input(spec: str, *, what: str, num: int | None = None,
@@ -165,25 +183,9 @@ def read_input(spec: str, *, what: str, num: int | None = None,
   """Reads one input (see the module docstring); ``num`` keeps the first
   ``num`` images (samples drawn, for a run). Bad input raises ConfigError
   (or FileNotFoundError / DamagedFile) naming ``what``."""
-  if spec.startswith(TFDS_PREFIX):
-    body = spec[len(TFDS_PREFIX):]
-    if '/' not in body:
-      raise ConfigError(f'{what}: {spec!r}: expected tfds:NAME/SPLIT, e.g. '
-                        'tfds:cifar10/train')
-    name, split = body.split('/', 1)
-    from gan_stability.data import tfds_source  # pylint: disable=g-import-not-at-top
-    try:
-      images, _ = tfds_source.load_tfds_images(
-          name, split, data_dir=data_dir or None, download=False)
-    except ValueError as e:
-      raise ConfigError(f'{what}: {e}') from e
-    except Exception as e:  # pylint: disable=broad-except
-      raise ConfigError(f'{what}: cannot read TFDS {name!r} split {split!r} '
-                        f'from data_dir {data_dir!r} ({type(e).__name__}: '
-                        f'{e})') from e
-    return Side(spec, 'tfds', _check_images(images, what, num))
-  if spec.startswith(DATA_PREFIX):
-    return Side(spec, 'data', _check_images(
+  if spec.startswith((DATA_PREFIX, TFDS_PREFIX)):
+    kind = 'data' if spec.startswith(DATA_PREFIX) else 'tfds'
+    return Side(spec, kind, _check_images(
         _dataset_images(spec, data_dir, what), what, num))
   if not os.path.exists(spec):
     raise FileNotFoundError(f'{what}: {spec}: no such file or directory')
@@ -248,13 +250,13 @@ def check_request(a: Side, b: Side | None, metrics, *, save_stats: str | None
                   ) -> None:
   """Refuses requests that the inputs cannot answer (before any feature is
   computed)."""
+  if save_stats and a.kind == 'stats':
+    raise ConfigError(f'--save_stats: A ({a.name}) is already a statistics '
+                      'file')
   if b is None:
     if not save_stats:
       raise ConfigError('give two inputs A B to compare, or one with '
                         '--save_stats=FILE')
-    if a.kind == 'stats':
-      raise ConfigError(f'--save_stats: A ({a.name}) is already a '
-                        'statistics file')
     return
   for side, label in ((a, 'A'), (b, 'B')):
     if side.kind == 'stats':
@@ -263,9 +265,6 @@ def check_request(a: Side, b: Side | None, metrics, *, save_stats: str | None
         raise ConfigError(
             f'--metrics: {other} need the features of both sides; {label} '
             f'({side.name}) is a statistics file (FID only)')
-  if save_stats and a.kind == 'stats':
-    raise ConfigError(f'--save_stats: A ({a.name}) is already a statistics '
-                      'file')
   # The fewest images each metric accepts (k-NN metrics need n > k).
   fewest = max({'fid': 2, 'kid': 2, 'pr': registry.PR_K + 1,
                 'dc': registry.DC_K + 1}[m] for m in metrics)
