@@ -260,6 +260,8 @@ def _bad_inputs(tmp_path):
       (['data:cifar11/test', ok], {}, ConfigError,
        r"A: 'data:cifar11/test': expected data:NAME/SPLIT with NAME one of"),
       (['tfds:cifar10', ok], {}, ConfigError, r'A: .*expected tfds:NAME/SPLIT'),
+      (['tfds:no_such_set/train', ok], {}, ConfigError,
+       r'A: .*no_such_set'),
       ([f'{t}/x.txt', ok], {}, FileNotFoundError, r'A: .*x.txt'),
       ([f'{t}/object.npz', ok], {}, ConfigError,
        r'A: cannot read .*object.npz \(ValueError: Object arrays'),

@@ -169,12 +169,15 @@ def _dataset_images(spec: str, data_dir: str | None, what: str
   config.data.source = 'tfds'
   try:
     return data_lib.load_split(config, split, pad=False)
-  except ValueError as e:
-    raise ConfigError(f'{what}: {e}') from e
   except Exception as e:  # pylint: disable=broad-except
+    # TFDS's messages run to hundreds of lines (e.g. every data set's name
+    # for an unknown one): the first says what went wrong.
+    first = (str(e).strip().splitlines() or [''])[0]
+    if isinstance(e, ValueError):
+      raise ConfigError(f'{what}: {first}') from e
     raise ConfigError(f'{what}: cannot read TFDS {name[len(prefix):]!r} '
                       f'split {split!r} from data_dir {data_dir!r} '
-                      f'({type(e).__name__}: {e})') from e
+                      f'({type(e).__name__}: {first})') from e
 
 
 def read_input(spec: str, *, what: str, num: int | None = None,
