@@ -46,8 +46,7 @@ def main(argv):
     shard = spec.parse_shard(FLAGS.shard)
     sweep, points, units, extra = runner.load(FLAGS.sweep, FLAGS.override)
   except spec.SweepError as e:
-    print(f'error: {e}', file=sys.stderr, flush=True)
-    sys.exit(2)
+    entry.fail(str(e))
   mine = runner.plan(FLAGS.workdir, units, shard)
   print(f'{FLAGS.sweep}: {len(points)} points in {len(units)} units'
         f'{" (seeds vmapped per group)" if sweep.seeds_in_one_program else ""}'
@@ -70,12 +69,10 @@ def main(argv):
           'rerun the same command to resume', flush=True)
     sys.exit(train.EXIT_PREEMPTED)
   except errors.WriteFailed as e:  # a full disk stops the whole sweep
-    print(f'error: {e}', file=sys.stderr, flush=True)
-    sys.exit(workdir.EXIT_WRITE_FAILED)
+    entry.fail(str(e), workdir.EXIT_WRITE_FAILED)
   failed = sorted(n for n, s in statuses.items() if s == 'failed')
   if failed:
-    print(f'error: {len(failed)} points failed: {failed}', file=sys.stderr)
-    sys.exit(1)
+    entry.fail(f'{len(failed)} points failed: {failed}', 1)
 
 
 if __name__ == '__main__':
