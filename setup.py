@@ -11,7 +11,10 @@ setuptools.setup(
                                                'experiments', 'experiments.*']),
     package_data={'gan_stability': ['assets/*.npz', 'assets/*.json',
                                     'assets/fid_stats/*.npz',
-                                    'assets/fid_stats/*.md']},
+                                    'assets/fid_stats/*.md',
+                                    'assets/generators/*.md',
+                                    'assets/generators/*/*.json',
+                                    'assets/generators/*/*.npz']},
     include_package_data=True,
     python_requires='>=3.10',
     install_requires=[

@@ -51,10 +51,11 @@ import sys
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from experiments import entry
 from experiments.reproduce import common
+from gan_stability.errors import ConfigError, DamagedFile
 
 FLAGS = flags.FLAGS
 NUM_CLASSES = 10
@@ -92,11 +93,11 @@ def parse_runs(specs: list[str]) -> list[tuple[str, str]]:
   for s in specs:
     name, sep, path = s.partition('=')
     if not sep or not name or not path:
-      raise ValueError(f'--run={s!r}: expected NAME=WORKDIR')
+      raise ConfigError(f'--run={s!r}: expected NAME=WORKDIR')
     if name in dict(runs):
-      raise ValueError(f'--run: the name {name!r} is given twice')
+      raise ConfigError(f'--run: the name {name!r} is given twice')
     if name == 'Real':
-      raise ValueError("--run: the name 'Real' is the real-data row")
+      raise ConfigError("--run: the name 'Real' is the real-data row")
     runs.append((name, path))
   return runs
 
@@ -105,14 +106,14 @@ def balanced_subset(labels: np.ndarray, n: int, *, seed: int = 0) -> np.ndarray:
   """Indices of ``n`` examples, ``n / 10`` of each class (``n`` a multiple
   of 10), drawn without replacement by ``default_rng(seed)``; sorted."""
   if n % NUM_CLASSES:
-    raise ValueError(f'--num_train={n} must be a multiple of {NUM_CLASSES}')
+    raise ConfigError(f'--num_train={n} must be a multiple of {NUM_CLASSES}')
   rng = np.random.default_rng(seed)
   per = n // NUM_CLASSES
   picks = []
   for k in range(NUM_CLASSES):
     rows = np.flatnonzero(labels == k)
     if len(rows) < per:
-      raise ValueError(f'--num_train={n}: class {k} has only {len(rows)} '
+      raise ConfigError(f'--num_train={n}: class {k} has only {len(rows)} '
                        'training images')
     picks.append(rng.choice(rows, per, replace=False))
   return np.sort(np.concatenate(picks))
@@ -124,11 +125,11 @@ def _load_sampler(workdir: str):
   from gan_stability.train import tasks, workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   config = workdir_lib.load_run_config(workdir)
   if config.model.get('num_classes', 0) != NUM_CLASSES:
-    raise ValueError(f'--run {workdir}: CAS needs a class-conditional model '
+    raise ConfigError(f'--run {workdir}: CAS needs a class-conditional model '
                      f'with {NUM_CLASSES} classes (a *_cond config); got '
                      f"model.num_classes={config.model.get('num_classes', 0)}")
   if config.data.pad_to:
-    raise ValueError(f'--run {workdir}: trained on padded images '
+    raise ConfigError(f'--run {workdir}: trained on padded images '
                      f'(data.pad_to={config.data.pad_to}); CAS uses 28 x 28')
   sample_fn, step = tasks.restore_sampler(config, workdir)
   return config, sample_fn, step
@@ -334,22 +335,46 @@ def run(*, data_dir: str, runs: list[tuple[str, str]], out: str,
   return summary
 
 
+def check_flags(runs: list[tuple[str, str]]) -> None:
+  """Raises ConfigError naming the first bad flag, before anything loads."""
+  if not os.path.isdir(FLAGS.data_dir):
+    raise ConfigError(f'--data_dir: {FLAGS.data_dir} is not a directory (the '
+                      'IDX files train-* and t10k-*)')
+  for name, path in runs:
+    if not os.path.isfile(os.path.join(path, 'config.json')):
+      raise ConfigError(f'--run={name}={path}: not a training run directory '
+                        '(no config.json)')
+  if FLAGS.num_train < NUM_CLASSES or FLAGS.num_train % NUM_CLASSES:
+    raise ConfigError(f'--num_train={FLAGS.num_train}: expected a positive '
+                      f'multiple of {NUM_CLASSES}')
+  for name in ('seeds', 'epochs', 'judge_epochs'):
+    if FLAGS[name].value < 1:
+      raise ConfigError(f'--{name}: expected >= 1, got {FLAGS[name].value}')
+
+
 def main(argv):
-  del argv
+  entry.no_arguments(argv)
   out = FLAGS.out or ('/tmp/cas_quick' if FLAGS.quick else '')
   if not out:
-    raise app.UsageError('--out is required')
-  if FLAGS.quick:
-    data_dir, runs = _quick_setup(out)
-    run(data_dir=data_dir, runs=runs, out=out, num_train=60, seeds=2,
-        epochs=1, judge=FLAGS.judge, judge_epochs=1, batch_size=20)
-    return
-  if not FLAGS.data_dir or not FLAGS.run:
-    raise app.UsageError('--data_dir and at least one --run are required '
-                         '(or --quick)')
-  run(data_dir=FLAGS.data_dir, runs=parse_runs(FLAGS.run), out=out,
-      num_train=FLAGS.num_train, seeds=FLAGS.seeds, epochs=FLAGS.epochs,
-      judge=FLAGS.judge, judge_epochs=FLAGS.judge_epochs)
+    entry.fail('--out: required (the output directory)')
+  if os.path.exists(out) and not os.path.isdir(out):
+    entry.fail(f'--out: {out} is a file, not a directory')
+  try:
+    if FLAGS.quick:
+      data_dir, runs = _quick_setup(out)
+      run(data_dir=data_dir, runs=runs, out=out, num_train=60, seeds=2,
+          epochs=1, judge=FLAGS.judge, judge_epochs=1, batch_size=20)
+      return
+    if not FLAGS.data_dir or not FLAGS.run:
+      entry.fail('--data_dir and at least one --run are required (or '
+                 '--quick)')
+    runs = parse_runs(FLAGS.run)
+    check_flags(runs)
+    run(data_dir=FLAGS.data_dir, runs=runs, out=out,
+        num_train=FLAGS.num_train, seeds=FLAGS.seeds, epochs=FLAGS.epochs,
+        judge=FLAGS.judge, judge_epochs=FLAGS.judge_epochs)
+  except (ConfigError, DamagedFile, FileNotFoundError) as e:
+    entry.fail(str(e))
 
 
 if __name__ == '__main__':

@@ -4,17 +4,25 @@ parser that reports a bad flag (an unknown flag, a bad value, an unknown
 ``error: ...`` on stderr and exit status 2, as argparse does, instead of
 absl's two lines (or a traceback) and status 1.
 
+``--help`` (``-h``, ``--helpshort``) prints the module's docstring and its
+own flags, one line each, to stdout and exits 0; ``--helpfull`` lists every
+flag. A CLI that takes no positional arguments refuses them
+(:func:`no_arguments`) rather than ignore them.
+
 A CLI's ``__main__`` calls ``entry.main(main)``.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable
 
 from absl import app, flags
 
 EXIT_USAGE = 2
+HELP_SHORT = ('-h', '-help', '--help', '-helpshort', '--helpshort', '-?')
+HELP_FULL = ('-helpfull', '--helpfull')
 
 
 def fail(message: str, status: int = EXIT_USAGE):
@@ -23,12 +31,93 @@ def fail(message: str, status: int = EXIT_USAGE):
   sys.exit(status)
 
 
+def no_arguments(argv: list[str]) -> None:
+  """Refuses positional arguments (``argv[1:]``, what absl left after the
+  flags) of a CLI that takes none: one line, status 2."""
+  if len(argv) > 1:
+    fail(f'unexpected arguments {argv[1:]}: this command takes only flags '
+         '(see --help)')
+
+
+def check_at_least(minimum, *names: str) -> None:
+  """Refuses a value below ``minimum`` of any of the flags ``names`` (an
+  unset flag, None, passes): one line naming the flag, status 2."""
+  for name in names:
+    value = flags.FLAGS[name].value
+    if value is not None and value < minimum:
+      fail(f'--{name}: expected >= {minimum}, got {value}')
+
+
+def _one_line(text: str) -> str:
+  return ' '.join(str(text or '').split())
+
+
+def _flag_line(flag) -> str:
+  """``  --name: help (default: value)`` of an absl flag, on one line."""
+  name = f'[no]{flag.name}' if flag.boolean else flag.name
+  default = ''
+  if flag.default is not None and flag.default_as_str not in ("''", ''):
+    default = f' (default: {_one_line(flag.default_as_str)})'
+  return f'  --{name}: {_one_line(flag.help)}{default}'
+
+
+def _main_module_flags(argv0: str) -> tuple[str, list]:
+  """The docstring and the flags of the module run as ``argv0`` (absl keys
+  the flags of ``__main__`` by ``sys.argv[0]``, of an imported module by
+  its name)."""
+  path = os.path.abspath(argv0)
+  names, doc = {argv0}, ''
+  for name, module in list(sys.modules.items()):
+    file = getattr(module, '__file__', None)
+    if file and os.path.abspath(file) == path:
+      names.add(name)
+      doc = doc or module.__doc__ or ''
+  by_module = flags.FLAGS.flags_by_module_dict()
+  found = {f.name: f for n in names for f in by_module.get(n, [])}
+  return doc, [found[k] for k in sorted(found)]
+
+
+def usage(argv0: str, full: bool = False) -> str:
+  """The ``--help`` text of the CLI run as ``argv0``: its docstring, then
+  its flags (``full``: every flag, by module), one line each."""
+  doc, own = _main_module_flags(argv0)
+  lines = [doc.strip('\n'), '', 'flags:']
+  if not full:
+    lines += [_flag_line(f) for f in own]
+    lines += ['', 'Try --helpfull to get a list of all flags.']
+  else:
+    for module, module_flags in sorted(
+        flags.FLAGS.flags_by_module_dict().items()):
+      lines += ['', f'{module}:']
+      lines += [_flag_line(f) for f in sorted(module_flags,
+                                               key=lambda f: f.name)]
+  return '\n'.join(lines) + '\n'
+
+
+def _help_asked(argv: list[str]) -> str | None:
+  """``'short'`` or ``'full'`` when a help flag comes before any ``--``."""
+  for arg in argv[1:]:
+    if arg == '--':
+      return None
+    if arg in HELP_SHORT:
+      return 'short'
+    if arg in HELP_FULL:
+      return 'full'
+  return None
+
+
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing with a bad flag reported as one line, status 2. A
   flag parser's own exception counts as bad input too; when its message
-  holds a traceback (config_flags appends one) its exception line is kept."""
+  holds a traceback (config_flags appends one) its exception line is kept.
+  A help flag prints :func:`usage` to stdout and exits 0."""
+  asked = _help_asked(argv)
+  if asked:
+    sys.stdout.write(usage(argv[0], full=asked == 'full'))
+    sys.stdout.flush()
+    sys.exit(0)
   try:
-    return flags.FLAGS(argv)
+    rest = flags.FLAGS(argv)
   except Exception as e:  # pylint: disable=broad-except
     lines = [line for line in str(e).strip().splitlines() if line.strip()]
     message = lines[0] if lines else ''
@@ -43,6 +132,21 @@ def parse_flags(argv: list[str]) -> list[str]:
       if hits:
         message = f'flag --{hits[0]}: the config has no field {field!r}'
     fail(message)
+  _check_config_files()
+  return rest
+
+
+def _check_config_files() -> None:
+  """A config file that does not load (a missing file, an IOError inside
+  it) is no parse error to config_flags, which defers it to the first use
+  of the config (a traceback, status 1): reported here, one line."""
+  for name in list(flags.FLAGS):
+    flag = flags.FLAGS[name]
+    if flag.present and type(flag.value).__name__ == '_ErrorConfig':
+      lines = [line.strip() for line in str(flag.value._error).splitlines()  # pylint: disable=protected-access
+               if line.strip()]
+      fail(f'flag --{name}={flag.serialize().split("=", 1)[-1]}: the config '
+           f'file does not load: {lines[-1] if lines else ""}')
 
 
 def main(entry: Callable[[list[str]], None]) -> None:

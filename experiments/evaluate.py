@@ -21,9 +21,12 @@ statistics are packaged (``gan_stability/assets/fid_stats/``)::
 multi-host job: samples and features are computed sharded and gathered.
 """
 
+import os
+
 from absl import flags
 
 from experiments import cli
+from experiments import entry
 
 flags.DEFINE_string('workdir', None, 'The training run directory.')
 flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest).')
@@ -43,7 +46,17 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  del argv
+  entry.no_arguments(argv)
+  if not FLAGS.workdir.strip():
+    entry.fail('--workdir: empty; give a training run directory')
+  if not os.path.isfile(os.path.join(FLAGS.workdir, 'config.json')):
+    entry.fail(f'--workdir: {FLAGS.workdir} is not a training run directory '
+               '(no config.json; experiments.train writes one)')
+  if FLAGS.inception_path and not os.path.isfile(FLAGS.inception_path):
+    entry.fail(f'--inception_path: {FLAGS.inception_path} is not a file (the '
+               'FID Inception weights .npz)')
+  if FLAGS.num_samples is not None and FLAGS.num_samples < 1:
+    entry.fail(f'--num_samples: expected >= 1, got {FLAGS.num_samples}')
   cli.run(_evaluate)
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -146,6 +147,10 @@ def main(argv):
   if not command:
     print('error: no command: python -m experiments.launch --num_processes=N '
           '-- COMMAND ...', file=sys.stderr)
+    sys.exit(2)
+  if shutil.which(command[0]) is None:
+    print(f'error: {command[0]}: command not found (the COMMAND after --)',
+          file=sys.stderr)
     sys.exit(2)
   if FLAGS.num_processes < 1:
     print(f'error: --num_processes={FLAGS.num_processes}: must be >= 1',

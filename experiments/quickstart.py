@@ -170,7 +170,8 @@ def run(workdir: str, seeds: int, num_steps: int | None = None) -> list[dict]:
 
 
 def main(argv):
-  del argv
+  entry.no_arguments(argv)
+  entry.check_at_least(1, 'seeds', 'num_steps')
   if not FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)
   run(FLAGS.workdir, FLAGS.seeds, FLAGS.num_steps)

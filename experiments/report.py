@@ -13,7 +13,7 @@ experiments.sweep``) and writes ``DIR/report/`` (or ``--out``): ``runs.csv``,
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from experiments import entry
 
@@ -30,14 +30,21 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  del argv
+  entry.no_arguments(argv)
   from gan_stability.sweep import report  # pylint: disable=g-import-not-at-top
   if FLAGS.heatmap is not None and len(FLAGS.heatmap) != 2:
-    raise app.UsageError('--heatmap: give two axes, e.g. --heatmap=loss,penalty')
-  out = report.make_report(
-      FLAGS.workdir, FLAGS.out, metrics=FLAGS.metrics, rank_metric=FLAGS.metric,
-      higher_is_better=FLAGS.higher_is_better, heatmap_axes=FLAGS.heatmap,
-      plots=FLAGS.plots, note=FLAGS.note)
+    entry.fail(f'--heatmap: give two axes, e.g. --heatmap=loss,penalty; '
+               f'got {FLAGS.heatmap}')
+  from gan_stability.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  try:
+    out = report.make_report(
+        FLAGS.workdir, FLAGS.out, metrics=FLAGS.metrics,
+        rank_metric=FLAGS.metric, higher_is_better=FLAGS.higher_is_better,
+        heatmap_axes=FLAGS.heatmap, plots=FLAGS.plots, note=FLAGS.note)
+  except FileNotFoundError as e:  # no finished runs
+    entry.fail(f'--workdir: {e}')
+  except ConfigError as e:
+    entry.fail(str(e))
   print(out['markdown'])
   print('wrote', ', '.join(out['files']), flush=True)
 

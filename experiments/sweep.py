@@ -19,6 +19,7 @@ Aggregate with ``python -m experiments.report --workdir=DIR``.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from absl import flags, logging
@@ -37,8 +38,22 @@ flags.mark_flags_as_required(['sweep', 'workdir'])
 FLAGS = flags.FLAGS
 
 
+def check_flags() -> None:
+  """Refuses bad values of the flags (one line naming the flag, status 2)
+  before anything is loaded."""
+  if not FLAGS.workdir.strip():
+    entry.fail('--workdir: empty; give the sweep directory')
+  if os.path.exists(FLAGS.workdir) and not os.path.isdir(FLAGS.workdir):
+    entry.fail(f'--workdir: {FLAGS.workdir} is a file, not a directory')
+  if FLAGS.parallel < 1:
+    entry.fail(f'--parallel: expected >= 1, got {FLAGS.parallel}')
+  if FLAGS.max_units < 0:
+    entry.fail(f'--max_units: expected >= 0 (0: all), got {FLAGS.max_units}')
+
+
 def main(argv):
-  del argv
+  entry.no_arguments(argv)
+  check_flags()
   from gan_stability.sweep import runner, spec  # pylint: disable=g-import-not-at-top
   if not FLAGS['verbosity'].present:  # orbax logs every save at INFO
     logging.set_verbosity(logging.WARNING)

@@ -13,10 +13,13 @@ machine: ``python -m experiments.launch --num_processes=2 -- python -m
 experiments.train --multihost ...`` (docs/distributed.md).
 """
 
+import os
+
 from absl import flags
 from ml_collections import config_flags
 
 from experiments import cli
+from experiments import entry
 
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics and samples.')
 config_flags.DEFINE_config_file('config', None, 'Config file, as path.py:variant.',
@@ -25,8 +28,18 @@ flags.mark_flags_as_required(['config', 'workdir'])
 FLAGS = flags.FLAGS
 
 
+def check_workdir(workdir: str, flag: str = '--workdir') -> None:
+  """Refuses an empty ``workdir`` or one that is a file: one line naming
+  ``flag``, status 2."""
+  if not workdir.strip():
+    entry.fail(f'{flag}: empty; give the run directory')
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    entry.fail(f'{flag}: {workdir} is a file, not a directory')
+
+
 def main(argv):
-  del argv
+  entry.no_arguments(argv)
+  check_workdir(FLAGS.workdir)
 
   def body():
     from gan_stability import train  # pylint: disable=g-import-not-at-top

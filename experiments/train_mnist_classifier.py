@@ -59,8 +59,27 @@ def _data_hashes(directory: str) -> dict:
   return hashes
 
 
+def check_flags() -> None:
+  """Refuses bad flag values (one line naming the flag, status 2) before
+  anything is imported or loaded."""
+  if not os.path.isdir(FLAGS.data_dir):
+    entry.fail(f'--data_dir: {FLAGS.data_dir} is not a directory (the MNIST '
+               'IDX files)')
+  parent = os.path.dirname(os.path.abspath(FLAGS.out))
+  if not os.path.isdir(parent):
+    entry.fail(f'--out: the folder {parent} does not exist')
+  for name in ('epochs', 'batch_size'):
+    if FLAGS[name].value < 1:
+      entry.fail(f'--{name}: expected >= 1, got {FLAGS[name].value}')
+  if FLAGS.max_shift < 0:
+    entry.fail(f'--max_shift: expected >= 0, got {FLAGS.max_shift}')
+  if not FLAGS.learning_rate > 0:
+    entry.fail(f'--learning_rate: expected > 0, got {FLAGS.learning_rate}')
+
+
 def main(argv):
-  del argv
+  entry.no_arguments(argv)
+  check_flags()
   import flax  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
@@ -68,8 +87,12 @@ def main(argv):
   from gan_stability.data import idx  # pylint: disable=g-import-not-at-top
   from gan_stability.metrics import classifier  # pylint: disable=g-import-not-at-top
 
-  train_x, train_y = idx.load_idx_dataset(FLAGS.data_dir, 'train')
-  test_x, test_y = idx.load_idx_dataset(FLAGS.data_dir, 'test')
+  from gan_stability.errors import DamagedFile  # pylint: disable=g-import-not-at-top
+  try:
+    train_x, train_y = idx.load_idx_dataset(FLAGS.data_dir, 'train')
+    test_x, test_y = idx.load_idx_dataset(FLAGS.data_dir, 'test')
+  except (FileNotFoundError, DamagedFile) as e:
+    entry.fail(f'--data_dir: {e}')
   print(f'train {train_x.shape}, test {test_x.shape}', flush=True)
 
   def log(record):

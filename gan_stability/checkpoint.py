@@ -18,7 +18,7 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
-from gan_stability.errors import writing
+from gan_stability.errors import ConfigError, writing
 
 
 class Checkpointer:
@@ -46,7 +46,8 @@ class Checkpointer:
 
     Raises:
       FileNotFoundError: no checkpoint at all.
-      ValueError: no checkpoint ``step`` (the message lists those there are).
+      ConfigError: no checkpoint ``step`` (the message lists those there
+        are; a ValueError: bad input, one line in the CLIs).
     """
     available = self.all_steps()
     if not available:
@@ -54,7 +55,7 @@ class Checkpointer:
     if step is None:
       return max(available)
     if step not in available:
-      raise ValueError(f'--step={step}: no such checkpoint in '
+      raise ConfigError(f'--step={step}: no such checkpoint in '
                        f'{self.directory}; available: {sorted(available)}')
     return step
 

@@ -206,6 +206,15 @@ def test_two_processes_equal_two_devices(idx, tmp_path):
     np.testing.assert_allclose(got['cfid'], want['cfid'], rtol=1e-5)
     assert got['digit_modes'] == want['digit_modes']
 
+  # gan_stability.load: a checkpoint written by 2 processes loads on this
+  # process's one device and samples as the 2-device run's does.
+  from gan_stability import trained  # pylint: disable=g-import-not-at-top
+  for case in ('mog_wgan_gp', 'image_bn_ema'):
+    np.testing.assert_allclose(
+        trained.load(two[case]).sample(16, seed=3, raw=True),
+        trained.load(one[case]).sample(16, seed=3, raw=True),
+        rtol=1e-5, atol=1e-6, err_msg=case)
+
 
 _MOG_LONG = ['--config=experiments/configs/mog.py:wgan_gp', '--config.seed=1',
              '--config.n_critic=1',

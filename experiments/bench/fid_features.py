@@ -212,7 +212,8 @@ def _time_resize(params, batch: np.ndarray) -> None:
 
 
 def main(argv):
-  del argv
+  entry.no_arguments(argv)
+  entry.check_at_least(1, 'num', 'batch_size', 'chunk', 'repeats')
   import jax
   num, bs = FLAGS.num, FLAGS.batch_size
   npz = os.path.join(FLAGS.weights_dir, 'fid_inception_v3_2015.npz')

@@ -47,7 +47,7 @@ print('tensorflow', tf.__version__)
 
 
 def main(argv):
-  del argv
+  entry.no_arguments(argv)
   from gan_stability.metrics import inception  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   images = {f'{i}_{s}': rng.uniform(0, 255, (2, h, w, c)).astype(np.float32)

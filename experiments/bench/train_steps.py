@@ -69,7 +69,7 @@ import sys
 import time
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 from experiments import entry
 
@@ -550,8 +550,23 @@ def ynn_table(rows: list[dict]) -> list[str]:
   return lines
 
 
+def check_flags() -> None:
+  """Refuses a negative count or an empty budget: one line naming the flag,
+  status 2."""
+  for name in ('steps', 'warmup', 'image_width', 'image_batch',
+               'matmul_size'):
+    if FLAGS[name].value < 0:
+      entry.fail(f'--{name}: expected >= 0 (0: the default), got '
+                 f'{FLAGS[name].value}')
+  if FLAGS.rounds < 1:
+    entry.fail(f'--rounds: expected >= 1, got {FLAGS.rounds}')
+  if not FLAGS.max_seconds > 0:
+    entry.fail(f'--max_seconds: expected > 0, got {FLAGS.max_seconds}')
+
+
 def main(argv):
-  del argv
+  entry.no_arguments(argv)
+  check_flags()
   logging.set_verbosity(logging.WARNING)
   import jax  # pylint: disable=g-import-not-at-top
   quick = FLAGS.quick
@@ -561,7 +576,7 @@ def main(argv):
   known = {c.name: c for c in CASES}
   unknown = [n for n in FLAGS.only if n not in known]
   if unknown:
-    raise app.UsageError(f'--only: unknown cases {unknown}; known: {sorted(known)}')
+    entry.fail(f'--only: unknown cases {unknown}; known: {sorted(known)}')
   cases = [known[n] for n in FLAGS.only] if FLAGS.only else list(CASES)
   cores = len(os.sched_getaffinity(0))
   torch = import_torch(cores)

@@ -145,7 +145,8 @@ def time_end_to_end(config, seeds: list[int]) -> dict:
 
 
 def main(argv):
-  del argv
+  entry.no_arguments(argv)
+  entry.check_at_least(1, 'seeds', 'steps', 'repeats')
   logging.set_verbosity(logging.WARNING)
   import jax  # pylint: disable=g-import-not-at-top
   seeds = list(range(FLAGS.seeds))

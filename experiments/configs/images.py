@@ -1,4 +1,5 @@
-"""Shared builder for the image configs (mnist.py, stacked_mnist.py, cifar10.py).
+"""Shared builder for the image configs (mnist.py, stacked_mnist.py, cifar10.py,
+folder.py).
 
 Each recipe below is the published one; the per-dataset files choose the
 architecture and data. ``smoke`` shrinks everything so a few steps run on a

@@ -593,7 +593,7 @@ def check_flags(*, archs, recipes, seeds, num_steps, eval_protocol,
 
 
 def main(argv):
-  del argv
+  entry.no_arguments(argv)
   if not FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)
   try:  # every flag is checked before anything is built or compiled

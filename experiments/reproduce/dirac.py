@@ -250,7 +250,10 @@ def plot_phase_portraits(path: str, panels, *, span: float = 2.0,
 
 
 def main(argv):
-  del argv
+  entry.no_arguments(argv)
+  entry.check_at_least(1, 'steps')
+  if not FLAGS.lr > 0:
+    entry.fail(f'--lr: expected > 0, got {FLAGS.lr}')
   run(FLAGS.outdir, quick=FLAGS.quick, steps=FLAGS.steps, lr=FLAGS.lr)
 
 

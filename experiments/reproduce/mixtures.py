@@ -334,7 +334,7 @@ def define_flags(flag_values=FLAGS):
 
 
 def main(argv):
-  del argv
+  entry.no_arguments(argv)
   if not FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)
   bad = [a for a in FLAGS.archs if a not in ARCHS]

@@ -438,7 +438,7 @@ def check_flags(*, capacities, seeds, num_steps, eval_samples, parallel,
 
 
 def main(argv):
-  del argv
+  entry.no_arguments(argv)
   if not FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)
   try:  # every flag is checked before anything is built or compiled

@@ -130,7 +130,29 @@ def _check_devices(c, num_devices: int | None) -> int:
 
 
 def _check_image_data(c) -> None:
-  if c.data.source == 'idx' and c.dataset.startswith(data_lib.TFDS_PREFIX):
+  source, custom = c.data.source, c.dataset == data_lib.CUSTOM
+  if custom and source not in data_lib.CUSTOM_SOURCES:
+    raise ConfigError(f'config.data.source: {source!r} cannot read dataset '
+                      f'{data_lib.CUSTOM!r}; allowed: '
+                      f'{list(data_lib.CUSTOM_SOURCES)} (folder: image '
+                      'files under data.dir; npz: an .npz file)')
+  if not custom and source in data_lib.CUSTOM_SOURCES:
+    allowed = ['tfds'] if c.dataset.startswith(data_lib.TFDS_PREFIX) else [
+        'idx', 'tfds']
+    raise ConfigError(f'config.data.source: {source!r} reads dataset '
+                      f'{data_lib.CUSTOM!r} only; dataset {c.dataset!r} '
+                      f'allows {allowed}')
+  if custom and not c.data.dir:
+    raise ConfigError(f'config.data.dir: required with data.source={source} '
+                      + ('(the folder of image files)' if source == 'folder'
+                         else '(the .npz file)'))
+  for name in ('image_size', 'skip_unreadable'):
+    if c.data.get(name) and source != 'folder':
+      raise ConfigError(f'config.data.{name}: {c.data[name]!r} applies only '
+                        f"to data.source='folder' (dataset "
+                        f"{data_lib.CUSTOM!r}), got data.source={source!r}; "
+                        f'allowed here: {0 if name == "image_size" else False}')
+  if source == 'idx' and c.dataset.startswith(data_lib.TFDS_PREFIX):
     raise ConfigError(f'config.data.source: {c.dataset!r} needs '
                       "data.source='tfds'")
   if c.data.source == 'idx' and not c.data.dir:

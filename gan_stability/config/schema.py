@@ -270,8 +270,10 @@ MIXTURE_DATA: dict[str, Field] = {
 IMAGE_DATA: dict[str, Field] = {
     'data.source': _str('idx', data_lib.SOURCES,
                         doc='idx: IDX files in data.dir; tfds: '
-                        'tfds.data_source'),
-    'data.dir': _str('', doc='IDX directory, or TFDS data_dir'),
+                        "tfds.data_source; folder / npz: dataset 'custom', "
+                        'image files under data.dir / an .npz file'),
+    'data.dir': _str('', doc='IDX directory, TFDS data_dir, image folder or '
+                     '.npz file'),
     'data.split': Field('train', str, bool, 'a split name'),
     'data.pad_to': _int(0, lambda v: v in (0, 32), '0 (none) or 32',
                         doc='pad 28x28 images to 32x32'),
@@ -279,6 +281,17 @@ IMAGE_DATA: dict[str, Field] = {
                                       doc='size of the Stacked MNIST set'),
     'data.samples_per_row': _int(8, *_POS, doc='of the sample grid'),
     'data.download': _bool(False, doc='let TFDS download a missing set'),
+    # data.source='folder' (gan_stability/data/folder.py).
+    'data.image_size': _int(0, *_NONNEG, since='0.2.0', legacy=0,
+                            doc="folder: 0 = the files' own (equal) size; S "
+                            '= shorter side resized to S (bicubic), centre '
+                            'S x S crop'),
+    'data.skip_unreadable': _bool(False, since='0.2.0', legacy=False,
+                                  doc='folder: skip files that cannot be '
+                                  'decoded (one warning) instead of failing'),
+    'data.cache_dir': _str('', resumable=True, since='0.2.0', legacy='',
+                           doc='folder: where the decoded array is cached; '
+                           "'' = $XDG_CACHE_HOME/gan_stability/folders"),
 }
 
 # Evaluation fields of the image datasets (gan_stability/eval).

@@ -1,4 +1,6 @@
-"""Deterministic, resumable iterator over an in-memory uint8 image array.
+"""Deterministic, resumable iterator over a uint8 image array (in memory, or
+a read-only ``np.memmap`` of which only each batch's rows are read, as for a
+folder of images, :mod:`gan_stability.data.folder`).
 
 Order: epoch ``e`` visits the examples in the order
 ``numpy.random.default_rng([seed, e]).permutation(N)``; global batch ``i`` is

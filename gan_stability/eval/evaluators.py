@@ -140,7 +140,8 @@ class ImageEvaluator:
 
   def _load_real_stats(self, space: str):
     c = self.config
-    key = reference.Key(c.dataset, self.real_split(), c.eval.num_real,
+    key = reference.Key(data_lib.stats_name(c, self.real_split()),
+                        self.real_split(), c.eval.num_real,
                         space, c.eval.fid_resize, c.data.pad_to)
     packaged = reference.find(key) if space == 'inception' else None
     ok = packaged is not None and reference.usable(

@@ -62,7 +62,12 @@ def evaluate_held_out(workdir: str, *, split: str = 'test',
   if 'eval' not in config:
     raise config_lib.ConfigError('--held_out: only image runs have a '
                                  'held-out split')
-  images = data_lib.load_split(config, split, config.eval_samples)
+  try:
+    images = data_lib.load_split(config, split, config.eval_samples)
+  except config_lib.ConfigError:
+    raise
+  except ValueError as e:  # e.g. a split the data set does not have
+    raise config_lib.ConfigError(f'--held_out={split}: {e}') from e
   evaluator = evaluators.make_evaluator(config, workdir=workdir)
   result = evaluator(images_lib.scale_images(images), 0, sample_dir=None)
   return {'split': split, 'eval_num_samples': len(images), **result}

@@ -172,6 +172,14 @@ def plan(names, features: str) -> list[str]:
   return order
 
 
+# Why one's own images never get the MNIST-classifier metrics, even
+# 28x28x1 ones: the classifier knows digits, and the images' shape is
+# known only once they are read, after validation.
+_CUSTOM_HINT = {data_lib.CUSTOM: (
+    ' (the MNIST classifier knows digits, not one\'s own images; use fid / '
+    'kid / pr / dc with eval.inception_path and eval.features=inception)')}
+
+
 def validate(c) -> None:
   """Checks ``config.eval`` of an image config against the metrics' needs."""
   names = parse(c.eval.metrics)
@@ -183,7 +191,7 @@ def validate(c) -> None:
     if GREY in needs and not is_grey:
       raise ConfigError(f'config.eval.metrics: {m!r} uses the MNIST classifier '
                         f'on 1-channel images; dataset {c.dataset!r} is not '
-                        'mnist/fashion_mnist')
+                        'mnist/fashion_mnist' + _CUSTOM_HINT.get(c.dataset, ''))
     if STACKED in needs and c.dataset != 'stacked_mnist':
       raise ConfigError(f"config.eval.metrics: {m!r} needs "
                         f"dataset='stacked_mnist', got {c.dataset!r}")

@@ -155,9 +155,11 @@ def _dataset_images(spec: str, data_dir: str | None, what: str
     name = data_lib.TFDS_PREFIX + name
   else:
     info = data_lib.dataset_info(name)
-    if not split or info is None or info.kind != 'image':
-      allowed = [d for d in data_lib.DATASETS
-                 if data_lib.dataset_info(d).kind == 'image']
+    # 'custom' data is a folder or an .npz file: give that path instead.
+    if not split or info is None or info.kind != 'image' or (
+        name == data_lib.CUSTOM):
+      allowed = [d for d in data_lib.DATASETS if d != data_lib.CUSTOM
+                 and data_lib.dataset_info(d).kind == 'image']
       raise ConfigError(f'{what}: {spec!r}: expected data:NAME/SPLIT with '
                         f'NAME one of {allowed}')
     if not data_dir:
@@ -165,7 +167,10 @@ def _dataset_images(spec: str, data_dir: str | None, what: str
   config = schema.defaults(model='dcgan', dataset=name)
   config.data.dir = data_dir or ''
   if not tfds:
-    return data_lib.load_split(config, split, pad=False)
+    try:
+      return data_lib.load_split(config, split, pad=False)
+    except ValueError as e:  # e.g. a split the IDX files do not have
+      raise ConfigError(f'{what}: {spec!r}: {e}') from e
   config.data.source = 'tfds'
   try:
     return data_lib.load_split(config, split, pad=False)

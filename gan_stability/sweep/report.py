@@ -31,6 +31,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from gan_stability.errors import ConfigError
+
 from gan_stability.sweep import runner, spec as spec_lib
 
 # Direction of known metrics (True: higher is better).
@@ -468,7 +470,7 @@ def make_report(workdir: str, out_dir: str | None = None, *,
     raise FileNotFoundError(f'no finished runs (runs/*/DONE) in {workdir}')
   metrics = list(metrics or default_metrics(runs))
   if not metrics and not rank_metric:
-    raise ValueError(f'no numeric metrics in the runs of {workdir}; name '
+    raise ConfigError(f'no numeric metrics in the runs of {workdir}; name '
                      'them with --metrics')
   rank_metric = rank_metric or metrics[0]
   if rank_metric not in metrics:
@@ -500,7 +502,7 @@ def make_report(workdir: str, out_dir: str | None = None, *,
     pair = list(heatmap_axes or vary[:2])
     for a in pair:
       if a not in group_axes(axes):
-        raise ValueError(f'--heatmap: {a!r} is not a (non-seed) axis of the '
+        raise ConfigError(f'--heatmap: {a!r} is not a (non-seed) axis of the '
                          f'sweep; axes: {group_axes(axes)}')
     if len(pair) == 2:
       heat = os.path.join(out_dir, f'heatmap_{rank_metric}.png')

@@ -268,7 +268,12 @@ def load_sweep(text: str) -> Sweep:
   module = _load_module(path, '--sweep')
   if not hasattr(module, 'get_sweep'):
     raise SweepError(f'--sweep: {path!r} has no get_sweep()')
-  sweep = module.get_sweep(arg) if arg is not None else module.get_sweep()
+  try:
+    sweep = module.get_sweep(arg) if arg is not None else module.get_sweep()
+  except SweepError:
+    raise
+  except ValueError as e:  # e.g. an unknown variant after the colon
+    raise SweepError(f'--sweep={text}: {e}') from e
   if not isinstance(sweep, Sweep):
     raise SweepError(f'--sweep: {path}: get_sweep() must return a '
                      f'gan_stability.sweep.spec.Sweep, got {type(sweep).__name__}')

@@ -290,17 +290,30 @@ def make_train_step(config, generator, discriminator, *,
   return train_step
 
 
-def make_sample_fn(generator, z_dim: int):
-  """``sample(g_params, g_collections, key, n, labels=None) -> [n, ...]`` in
-  eval mode; ``labels`` (int ``[n]``) only for class-conditional G."""
+def make_generate_fn(generator):
+  """``generate(g_params, g_collections, z, labels=None) -> [n, ...]``: G in
+  eval mode (batch norm with its running averages); ``labels`` (int ``[n]``)
+  only for a class-conditional G."""
 
-  def sample(g_params, g_cols, key, n, labels=None):
-    z = jax.random.normal(key, (n, z_dim), jnp.float32)
+  def generate(g_params, g_cols, z, labels=None):
     cond = {} if labels is None else {'labels': labels}
     return generator.apply({'params': g_params, **g_cols}, z, train=False,
                            **cond)
 
-  return sample
+  return generate
+
+
+def make_critic_fn(discriminator):
+  """``critic(d_params, d_collections, x, labels=None) -> [n / packing]``:
+  D's logits in eval mode (spectral-norm vectors and batch-norm averages
+  read, not updated)."""
+
+  def critic(d_params, d_cols, x, labels=None):
+    cond = {} if labels is None else {'labels': labels}
+    return discriminator.apply({'params': d_params, **d_cols}, x,
+                               update_stats=False, train=False, **cond)
+
+  return critic
 
 
 
@@ -330,11 +343,18 @@ class GANTask(task_lib.Task):
     return make_train_step(self.config, self.generator, self.discriminator,
                            latent_sharding=latent_sharding)
 
-  def make_sample_fn(self):
-    return make_sample_fn(self.generator, self.config.model.z_dim)
+  def make_generate_fn(self):
+    return make_generate_fn(self.generator)
 
-  def sampler_variables(self, state):
-    return eval_generator_params(state), state.g_collections
+  def sampler_variables(self, state, *, ema=True):
+    params = eval_generator_params(state) if ema else state.g_params
+    return params, state.g_collections
+
+  def make_critic_fn(self):
+    return make_critic_fn(self.discriminator)
+
+  def critic_variables(self, state):
+    return state.d_params, state.d_collections
 
   def log_inputs(self, state):
     if not self.config.log_sigmas:

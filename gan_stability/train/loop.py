@@ -216,7 +216,8 @@ def train(task, workdir: str) -> dict:
     Preempted: SIGTERM arrived; the state was checkpointed first.
     RuntimeError: checkpoints exist but none can be restored.
   """
-  with workdir_lib.claimed([task.config], [workdir]):
+  with workdir_lib.claimed([task.config], [workdir],
+                           data_shape=task.data_shape):
     program = OnMesh(task)
     (result,) = _train(task, program, [_open_run(task.config, workdir)],
                        prefix='')
@@ -235,7 +236,7 @@ def train_group(task, configs: Sequence[Any], workdirs: Sequence[str], *,
     the group (it diverged, or its checkpoint does not restore) and is to be
     finished alone with :func:`train`.
   """
-  with workdir_lib.claimed(configs, workdirs):
+  with workdir_lib.claimed(configs, workdirs, data_shape=task.data_shape):
     runs = [_open_run(c, wd) for c, wd in zip(configs, workdirs)]
     return _train(task, Vmapped(task), runs, prefix=prefix)
 

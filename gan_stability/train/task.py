@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gan_stability import kernels, models
@@ -69,15 +70,42 @@ class Task:
     for the global batch (data parallelism), ``None`` on one device."""
     raise NotImplementedError
 
-  def make_sample_fn(self) -> Callable:
-    """``sample(params, collections, key, n, labels) -> [n, ...]`` in eval
-    mode (``n`` static), given :meth:`sampler_variables` of a state."""
+  def make_generate_fn(self) -> Callable:
+    """``generate(params, collections, z, labels=None) -> [n, ...]``: the
+    sampling network in eval mode applied to latents ``z`` ``[n, z_dim]``
+    (outputs in the data's scale, images in [-1, 1]), given
+    :meth:`sampler_variables` of a state."""
     raise NotImplementedError
 
-  def sampler_variables(self, state: State) -> tuple[Any, Any]:
+  def make_sample_fn(self) -> Callable:
+    """``sample(params, collections, key, n, labels) -> [n, ...]`` in eval
+    mode (``n`` static): :meth:`make_generate_fn` at
+    ``z = normal(key, [n, z_dim])``."""
+    generate = self.make_generate_fn()
+    z_dim = self.config.model.z_dim
+
+    def sample(params, cols, key, n, labels=None):
+      z = jax.random.normal(key, (n, z_dim), jnp.float32)
+      return generate(params, cols, z, labels)
+
+    return sample
+
+  def sampler_variables(self, state: State, *, ema: bool = True
+                        ) -> tuple[Any, Any]:
     """``(params, collections)`` of the network that samples (the GAN's
-    EMA generator when kept, the VAE's decoder)."""
+    generator, its EMA weights when kept and ``ema``; the VAE's decoder)."""
     raise NotImplementedError
+
+  def make_critic_fn(self) -> Callable | None:
+    """``critic(params, collections, x, labels=None) -> [n]`` logits of the
+    discriminator in eval mode (no statistics updated), or None for a task
+    without one (the VAE)."""
+    return None
+
+  def critic_variables(self, state: State) -> tuple[Any, Any] | None:
+    """``(params, collections)`` of :meth:`make_critic_fn`'s network."""
+    del state
+    return None
 
   def log_inputs(self, state: State) -> Any:
     """The parts of a state :meth:`log_extras` reads (they are copied to

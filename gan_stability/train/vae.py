@@ -122,17 +122,17 @@ def make_train_step(config, decoder, encoder):
   return train_step
 
 
-def make_sample_fn(decoder, z_dim: int):
-  """``sample(dec_params, dec_collections, key, n, labels=None) -> [n, ...]``
-  decoder means ``tanh(h(z))``, ``z ~ N(0, I)``, in eval mode."""
+def make_generate_fn(decoder):
+  """``generate(dec_params, dec_collections, z, labels=None) -> [n, ...]``:
+  the decoder means ``tanh(h(z))`` in eval mode (sampled with
+  ``z ~ N(0, I)``)."""
 
-  def sample(dec_params, dec_cols, key, n, labels=None):
-    z = jax.random.normal(key, (n, z_dim), jnp.float32)
+  def generate(dec_params, dec_cols, z, labels=None):
     h = decoder.apply({'params': dec_params, **dec_cols}, z, train=False,
                       **_cond(labels))
     return elbo.decoder_mean(h)
 
-  return sample
+  return generate
 
 
 class VAETask(task_lib.Task):
@@ -153,8 +153,9 @@ class VAETask(task_lib.Task):
     del latent_sharding  # the VAE draws its noise per example, unsharded
     return make_train_step(self.config, self.decoder, self.encoder)
 
-  def make_sample_fn(self):
-    return make_sample_fn(self.decoder, self.config.model.z_dim)
+  def make_generate_fn(self):
+    return make_generate_fn(self.decoder)
 
-  def sampler_variables(self, state):
+  def sampler_variables(self, state, *, ema=True):
+    del ema  # the VAE keeps no average
     return state.params['decoder'], state.dec_collections

@@ -7,6 +7,9 @@ A run directory holds (process 0 writes):
 * ``config.json`` - the run's config. A rerun with the same workdir checks
   that its config differs from it only in fields the schema marks
   resumable (:func:`check_files`); an old file is upgraded first.
+* ``model.json`` - what the config alone does not say about the networks:
+  the shape of one data example (``data_shape``), so that a run can be
+  loaded and sampled without its data (:func:`gan_stability.trained.load`).
 * ``metrics.jsonl`` - one JSON object per logged step: ``step``, the train
   metrics averaged over the steps since the previous record, evaluation
   metrics at evaluation steps. On resume, records after the restored
@@ -53,6 +56,7 @@ from gan_stability.errors import DamagedFile, write_failed, writing
 # terminated job): the checkpoint is saved, rerun the same command to resume.
 EXIT_PREEMPTED = 143
 CONFIG_FILE = 'config.json'
+MODEL_FILE = 'model.json'
 # How long a failing run waits for its checkpoint save in flight.
 CLOSE_TIMEOUT_S = 60
 
@@ -282,12 +286,45 @@ def write_config_file(config, workdir: str) -> None:
       os.replace(tmp, path)
 
 
+def write_model_file(workdir: str, data_shape) -> None:
+  """Writes ``model.json`` (process 0): ``{"data_shape": [...]}``."""
+  if jax.process_index() != 0:
+    return
+  path = os.path.join(workdir, MODEL_FILE)
+  tmp = path + '.tmp'
+  with writing('model description', path):
+    with open(tmp, 'w') as f:
+      json.dump({'data_shape': [int(d) for d in data_shape]}, f)
+    os.replace(tmp, path)
+
+
+def read_model_file(workdir: str) -> dict | None:
+  """``model.json`` of a run, or None when it has none (a run written
+  before 0.2.0). DamagedFile when it does not parse."""
+  path = os.path.join(workdir, MODEL_FILE)
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path, 'rb') as f:
+      info = json.loads(f.read())
+    shape = info['data_shape']
+    if not (isinstance(shape, list) and shape and
+            all(isinstance(d, int) and d > 0 for d in shape)):
+      raise ValueError(f'data_shape {shape!r} is not a list of sizes')
+  except (ValueError, KeyError, TypeError) as e:
+    raise DamagedFile(f'{path}: damaged ({type(e).__name__}: {e}); delete '
+                      'it: the next training command on the run writes it '
+                      'again') from None
+  return info
+
+
 @contextlib.contextmanager
-def claimed(configs, workdirs):
+def claimed(configs, workdirs, *, data_shape=None):
   """The run directories of ``configs``, for the block: each checked
   (:func:`check_files`; a run refused here or at the lock writes nothing),
   locked for this job (:func:`lock_workdirs`) and given its
-  ``config.json``; the locks are released when the block ends."""
+  ``config.json`` (and ``model.json`` with ``data_shape``); the locks are
+  released when the block ends."""
   for config, workdir in zip(configs, workdirs):
     if os.path.isdir(workdir):
       check_files(config, workdir)
@@ -295,6 +332,8 @@ def claimed(configs, workdirs):
   try:
     for config, workdir in zip(configs, workdirs):
       write_config_file(config, workdir)
+      if data_shape is not None:
+        write_model_file(workdir, data_shape)
     yield
   finally:
     for lock in locks:
