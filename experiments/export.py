@@ -50,8 +50,7 @@ def run(*, run_path: str, out: str, step: int | None = None,
 
 
 def main(argv):
-  if len(argv) > 1:
-    entry.fail(f'unexpected arguments {argv[1:]}; use --run and --out')
+  entry.no_arguments(argv)
   about = {k: FLAGS[k].value for k in ('command', 'note') if FLAGS[k].value}
 
   def body():

@@ -13,9 +13,11 @@ name:
   put class k in row k); 2-D points: a scatter plot;
 * ``*.npz`` - ``x`` (uint8 NHWC images, or float32 points), ``z`` (the
   latents), ``label`` (int32, conditional models), ``step``, ``seed``;
-* anything else - a folder of PNG files ``000000.png, ...``; a conditional
-  model's go to one subfolder per class (``0/``, ``1/``, ...: the layout
-  ``data.source=folder`` reads as labels).
+* a name without a suffix - a folder of PNG files ``000000.png, ...``; a
+  conditional model's go to one subfolder per class (``0/``, ``1/``, ...,
+  zero-padded to one width: the layout ``data.source=folder`` reads as
+  labels). ``--overwrite`` replaces a folder only when it holds nothing but
+  such files.
 
 ``--interpolate=STEPS`` draws ``--num`` rows, each ``STEPS`` images along
 the great circle (``--interpolation=slerp``) or the line (``lerp``) between
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 
 from absl import flags
@@ -81,16 +84,53 @@ def output_kind(out: str) -> str:
   raise ConfigError(f'--out: {out!r} has suffix {ext!r}; allowed: {OUTPUTS}')
 
 
+_SAMPLE_FILE = re.compile(r'^\d{6}\.png$')
+
+
+def _foreign_files(folder: str) -> list[str]:
+  """What in ``folder`` the sampler would not have written (its files are
+  ``NNNNNN.png``, in class subfolders named by numbers)."""
+  foreign = []
+  for name in sorted(os.listdir(folder)):
+    path = os.path.join(folder, name)
+    if os.path.isdir(path) and not os.path.islink(path) and name.isdigit():
+      foreign += [os.path.join(name, f) for f in sorted(os.listdir(path))
+                  if not _SAMPLE_FILE.match(f)
+                  or not os.path.isfile(os.path.join(path, f))]
+    elif not (_SAMPLE_FILE.match(name) and os.path.isfile(path)):
+      foreign.append(name)
+  return foreign
+
+
 def check_output(out: str, *, overwrite: bool, model=None) -> str:
   """:func:`output_kind` of ``out``, refused (ConfigError naming --out)
-  when it exists without ``overwrite`` (an empty folder is fine), its
-  parent folder is missing, or it is a folder of PNGs for a 2-D model."""
+  when it exists without ``overwrite`` (an empty folder is fine), when a
+  folder to replace holds anything the sampler did not write (``--overwrite``
+  never deletes other files), when it is or holds the run being sampled,
+  when its parent folder is missing, or for a folder of PNGs of a 2-D
+  model."""
   kind = output_kind(out)
-  if os.path.exists(out) and not overwrite and not (
-      kind == 'folder' and os.path.isdir(out) and not os.listdir(out)):
-    raise ConfigError(f'--out: {out} exists; add --overwrite to replace it')
+  exists = os.path.lexists(out)
+  if kind == 'folder' and exists and not os.path.isdir(out):
+    raise ConfigError(f'--out: {out} is a file; a folder of PNGs was asked '
+                      'for (give a .png or .npz name for a file)')
   if kind != 'folder' and os.path.isdir(out):
     raise ConfigError(f'--out: {out} is a folder; a .{kind} file was asked for')
+  if exists and kind == 'folder' and os.listdir(out):
+    foreign = _foreign_files(out)
+    if foreign:
+      raise ConfigError(f'--out: {out} holds files the sampler did not write '
+                        f'({foreign[:3]}); give a new or empty folder')
+    if not overwrite:
+      raise ConfigError(f'--out: {out} holds samples; add --overwrite to '
+                        'replace them')
+  elif exists and kind != 'folder' and not overwrite:
+    raise ConfigError(f'--out: {out} exists; add --overwrite to replace it')
+  if model is not None:
+    run = os.path.realpath(model.path)
+    target = os.path.realpath(out.rstrip('/') or '.')
+    if run == target or run.startswith(target + os.sep):
+      raise ConfigError(f'--out: {out} would replace the run {model.path}')
   parent = os.path.dirname(os.path.abspath(out.rstrip('/')))
   if not os.path.isdir(parent):
     raise ConfigError(f'--out: the folder {parent} does not exist')
@@ -179,31 +219,37 @@ def write(out: str, model, x, z, labels, *, seed: int, ncols: int | None,
       os.replace(out + '.tmp', out)
     return f'wrote {out}: x {x.dtype} {list(x.shape)}'
   flat = x.reshape((-1,) + x.shape[(2 if steps else 1):])
+  # Written beside the output, then renamed over it: a crash leaves the
+  # old output whole.
+  tmp = f'{out.rstrip("/")}.tmp-{os.getpid()}'
   if kind == 'png':
+    tmp += '.png'
     with writing('samples', out):
       if model.is_image:
         cols = ncols or steps or _grid_width(model, len(flat))
-        plotting.save_image_grid(out, flat.astype(np.float32) / 127.5 - 1.0,
+        plotting.save_image_grid(tmp, flat.astype(np.float32) / 127.5 - 1.0,
                                  cols)
       else:
         from gan_stability.data import mixtures  # pylint: disable=g-import-not-at-top
         centers = mixtures.from_config(model.config).centers
-        plotting.save_scatter(out, flat, centers,
+        plotting.save_scatter(tmp, flat, centers,
                               title=f'{model.path} step {model.step}')
+      os.replace(tmp, out)
     return f'wrote {out}: {len(flat)} samples'
-  if os.path.isdir(out):
-    shutil.rmtree(out)
-  os.makedirs(out)
   flat_labels = None if labels is None else labels.reshape(-1)
   width = len(str(model.num_classes - 1)) if model.num_classes else 0
   with writing('samples', out):
+    os.makedirs(tmp)
     for i, image in enumerate(flat):
-      folder = out
+      folder = tmp
       if flat_labels is not None:
-        folder = os.path.join(out, f'{int(flat_labels[i]):0{width}d}')
+        folder = os.path.join(tmp, f'{int(flat_labels[i]):0{width}d}')
         os.makedirs(folder, exist_ok=True)
       pixels = image[..., 0] if image.shape[-1] == 1 else image
       Image.fromarray(pixels).save(os.path.join(folder, f'{i:06d}.png'))
+    if os.path.isdir(out):  # checked: only the sampler's own files
+      shutil.rmtree(out)
+    os.replace(tmp, out.rstrip('/'))
   return f'wrote {out}: {len(flat)} PNG files'
 
 
@@ -244,8 +290,7 @@ def run(*, run_path: str, out: str, num: int = 64, seed: int = 0,
 
 
 def main(argv):
-  if len(argv) > 1:
-    entry.fail(f'unexpected arguments {argv[1:]}; use --run and --out')
+  entry.no_arguments(argv)
   cli.run(lambda: print(run(
       run_path=FLAGS.run, out=FLAGS.out, num=FLAGS.num, seed=FLAGS.seed,
       step=FLAGS.step, label=FLAGS['class'].value, ema=FLAGS.ema,

@@ -24,15 +24,20 @@ from gan_stability.errors import ConfigError, writing
 class Checkpointer:
   """Thin wrapper around ``ocp.CheckpointManager`` for ``(state, meta)``."""
 
-  def __init__(self, directory: str, *, max_to_keep: int = 2):
+  def __init__(self, directory: str, *, max_to_keep: int = 2,
+               read_only: bool = False):
+    """``read_only``: a reader of another process's run (evaluation,
+    ``gan_stability.load``), which must neither create the directory nor
+    remove the save in flight of a run that is training."""
     self.directory = os.path.abspath(directory)
     self._mngr = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, create=True,
+            max_to_keep=max_to_keep, create=not read_only,
+            read_only=read_only,
             # A process killed mid-save leaves '<step>.orbax-checkpoint-tmp';
             # remove it, or the resumed run's save of that step fails (hangs).
-            cleanup_tmp_directories=True))
+            cleanup_tmp_directories=not read_only))
     self._pending = None  # the step of the latest save started
 
   def latest_step(self) -> int | None:
@@ -173,7 +178,10 @@ def restore_run_state(workdir: str, template, step: int | None = None):
   """``(state, step)``: checkpoint ``step`` (default: the latest) of the run
   in ``workdir`` restored into the shapes of ``template`` (see
   :meth:`Checkpointer.choose_step` for the errors)."""
-  ckpt = Checkpointer(os.path.join(workdir, 'checkpoints'))
+  directory = os.path.join(workdir, 'checkpoints')
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f'no checkpoint in {os.path.abspath(directory)}')
+  ckpt = Checkpointer(directory, read_only=True)
   try:
     step = ckpt.choose_step(step)
     state, _ = ckpt.restore(step, template)

@@ -99,6 +99,16 @@ class Trained:
   discriminator_variables: Any
   info: dict
 
+  def __post_init__(self):
+    object.__setattr__(self, '_generate', jax.jit(self.generator))
+
+  @property
+  def eval_key(self) -> jax.Array:
+    """The key of the latents the training loop evaluates
+    (``split(key(config.seed), 3)[2]``): ``sample(eval_samples,
+    key=model.eval_key)`` gives the samples of the run's evaluations."""
+    return jax.random.split(jax.random.key(self.config.seed), 3)[2]
+
   @property
   def z_dim(self) -> int:
     return int(self.config.model.z_dim)
@@ -167,7 +177,10 @@ class Trained:
     variables = self.generator_variables
     if not ema and self.live_generator_variables is not None:
       variables = self.live_generator_variables
-    fn = _jitted(self.generator)
+    elif not ema and self.info and self.config.get('ema_decay', 0) > 0:
+      raise ConfigError(f'ema: {self.path} is an export holding only the '
+                        "generator's EMA weights (ema=True)")
+    fn = self._generate
     out = []
     for start in range(0, n, _positive(batch_size, 'batch_size')):
       y = None if labels is None else labels[start:start + batch_size]
@@ -202,15 +215,6 @@ class Trained:
       return x
     from gan_stability.metrics import inception  # pylint: disable=g-import-not-at-top
     return inception.quantize(x)
-
-
-_JIT_CACHE: dict = {}
-
-
-def _jitted(fn):
-  if fn not in _JIT_CACHE:
-    _JIT_CACHE[fn] = jax.jit(fn)
-  return _JIT_CACHE[fn]
 
 
 def _positive(n, name: str) -> int:
@@ -322,10 +326,10 @@ def load(path: str, *, step: int | None = None) -> Trained:
                           _template(task))
   try:
     state, step = checkpoint.restore_run_state(path, template, step)
-  except ValueError as e:  # no checkpoint of that step
-    raise ConfigError(str(e)) from None
   except RuntimeError as e:
-    raise DamagedFile(str(e)) from None
+    if not str(e).startswith('cannot restore checkpoint'):
+      raise
+    raise DamagedFile(str(e)) from e
   generator, discriminator = _networks(task)
   g = task.sampler_variables(state, ema=True)
   live = task.sampler_variables(state, ema=False)
@@ -392,10 +396,10 @@ def export(model: Trained, out: str, *, discriminator: bool = True,
     arrays.update(_flat('discriminator', model.discriminator_variables))
   config = model.config.to_dict()
   config['num_devices'] = 0
-  info = {'data_shape': list(model.data_shape), 'step': model.step,
-          'discriminator': 'discriminator/params' in ' '.join(arrays),
-          'sample_digest': sample_digest(model.sample(DIGEST_SAMPLES, seed=0)),
-          **(about or {})}
+  info = {**(about or {}), 'data_shape': list(model.data_shape),
+          'step': model.step,
+          'discriminator': any(k.startswith('discriminator/') for k in arrays),
+          'sample_digest': sample_digest(model.sample(DIGEST_SAMPLES, seed=0))}
   for name, write in (
       (workdir_lib.CONFIG_FILE,
        lambda f: f.write(json.dumps(config, indent=2, sort_keys=True))),

@@ -496,3 +496,44 @@ def test_evaluation_reads_the_folder(tmp_path, fake_inception):
       tmp_path / 'run' / 'eval_cache') == [f'{name}-train-16-inception-tf1.npz']
   # The network saw the real images (uint8 -> its input) and the samples.
   assert len(fake_inception) == 2
+
+
+def test_each_process_reads_its_half_of_every_batch(tmp_path, monkeypatch):
+  """Under multi-host each process's iterator yields its rows of the global
+  batch: the two halves of what one process reads, same labels."""
+  root = tmp_path / 'imgs'
+  rng = np.random.default_rng(1)
+  for i in range(20):
+    _save(f'{root}/c{i % 2}/{i:02d}.png',
+          rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+  c = _config(root, tmp_path / 'cache')
+  c.model.num_classes = 2
+  c.batch_size = 8
+  import jax
+  one = data_lib.make_iterator(c, seed=3)
+  want = [next(one) for _ in range(4)]  # crosses an epoch (20 // 8 = 2)
+  for index in (0, 1):
+    monkeypatch.setattr(jax, 'process_index', lambda index=index: index)
+    monkeypatch.setattr(jax, 'process_count', lambda: 2)
+    it = data_lib.make_iterator(c, seed=3)
+    for w in want:
+      got = next(it)
+      half = slice(4 * index, 4 * index + 4)
+      np.testing.assert_array_equal(got['x'], w['x'][half])
+      np.testing.assert_array_equal(got['label'], w['label'][half])
+
+
+def test_too_few_images_and_a_size_the_model_cannot_take(tmp_path):
+  from gan_stability.train import tasks
+  root = tmp_path / 'few'
+  for i in range(4):
+    _save(f'{root}/{i}.png', np.full((20, 20, 3), i, np.uint8))
+  c = _config(root, tmp_path / 'cache')
+  with pytest.raises(ConfigError, match=r'^config\.batch_size: 8 exceeds '
+                     'the 4 examples'):
+    tasks.make_task(c)
+  c.batch_size = 4
+  with pytest.raises(ConfigError, match=r"^config\.model\.name: 'dcgan' "
+                     r'supports .* got data shape \(20, 20, 3\) .*'
+                     r'data\.image_size'):
+    tasks.make_task(c)

@@ -507,8 +507,13 @@ def _report(path: str, data: FolderData, what: str) -> FolderData:
                     what, len(data.skipped), path,
                     ', '.join(data.skipped[:_SHOW]),
                     ', ...' if len(data.skipped) > _SHOW else '')
-  logging.info('%s%s', describe(path, data),
-               f' (cache {data.cache})' if data.cache else '')
+  channels = data.images.shape[-1]
+  # A conversion changes pixels (alpha dropped, grey copied to RGB, a
+  # palette or CMYK file converted): said where a CLI user sees it.
+  converted = any(m != ('RGB' if channels == 3 else 'L') for m in data.modes)
+  (logging.warning if converted else logging.info)(
+      '%s%s', describe(path, data),
+      f' (cache {data.cache})' if data.cache else '')
   return data
 
 

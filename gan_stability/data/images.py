@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gan_stability.errors import ConfigError
+
 
 def scale_images(images_uint8: np.ndarray) -> np.ndarray:
   """uint8 pixels -> float32 in [-1, 1] (``x / 127.5 - 1``)."""
@@ -83,8 +85,8 @@ class ArrayImageIterator:
                        f'[0, {process_count})')
     num_examples = images.shape[0]
     if global_batch > num_examples:
-      raise ValueError(f'config.batch_size={global_batch} exceeds the '
-                       f'{num_examples} examples of the dataset')
+      raise ConfigError(f'config.batch_size: {global_batch} exceeds the '
+                        f'{num_examples} examples of the data set')
     _, h, w, c = images.shape
     if pad_to:
       if pad_to < h or pad_to < w:

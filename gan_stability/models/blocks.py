@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from typing import Callable
 
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_stability.errors import ConfigError
 from gan_stability.models import conditional, layers, norms
 
 
@@ -51,11 +53,14 @@ def sn_layer(layer: nn.Module, spectral_norm: bool, sn_steps: int,
 def square_resolution(model: str, data_shape, ok: Callable[[int], bool],
                       expect: str) -> tuple[int, int]:
   """Returns ``(size, channels)`` of square ``(size, size, channels)`` data,
-  or raises ValueError naming ``config.model.name``."""
+  or raises ConfigError naming ``config.model.name``."""
   shape = tuple(data_shape)
   if len(shape) != 3 or shape[0] != shape[1] or not ok(shape[0]) or shape[2] < 1:
-    raise ValueError(f'config.model.name: {model!r} supports images of shape '
-                     f'{expect}, got data shape {shape}')
+    # A ConfigError (a ValueError): the data's shape is known only once it is
+    # read, and a CLI reports it in one line.
+    raise ConfigError(f'config.model.name: {model!r} supports images of '
+                      f'shape {expect}, got data shape {shape} (the data '
+                      'sets it: data.image_size, data.pad_to)')
   return shape[0], shape[2]
 
 
