@@ -126,6 +126,13 @@ class Loss(NamedTuple):
   d_loss: Callable[[Array, Array], Array]  # (real_logits, fake_logits)
   g_loss: Callable[[Array], Array]         # (fake_logits)
 
+  @property
+  def sigmoid(self) -> bool:
+    """D's loss is the sigmoid cross-entropy of real (1) and fake (0)
+    labels, the one one-sided label smoothing modifies
+    (:func:`gan_stability.regularizers.smoothed_d_loss`)."""
+    return self.d_loss in (minimax_d_loss, nonsaturating_d_loss)
+
 
 # The registry of loss families, as selected by ``config.loss`` (the config
 # schema takes its allowed values from here: adding a family is one entry).

@@ -35,14 +35,10 @@ from typing import Callable, Mapping
 import jax
 import jax.numpy as jnp
 
+from gan_stability import regularizers
+
 Array = jax.Array
 DFn = Callable[[Array], Array]
-
-
-def _input_grad_sq_norms(d_fn: DFn, x: Array) -> Array:
-  """``||grad_x D(x_i)||^2`` for every example of the batch, shape ``[B]``."""
-  grads = jax.grad(lambda inp: jnp.sum(d_fn(inp)))(x)
-  return jnp.sum(jnp.square(grads).reshape(grads.shape[0], -1), axis=-1)
 
 
 def gradient_penalty(d_fn: DFn, real: Array, fake: Array, key: Array, *,
@@ -74,7 +70,7 @@ def gradient_penalty(d_fn: DFn, real: Array, fake: Array, key: Array, *,
   x_hat = eps * real + (1.0 - eps) * fake
   # sqrt of 0 has an infinite derivative; a tiny floor keeps the double
   # gradient finite where D is locally flat (its effect is < 1e-6).
-  norms = jnp.sqrt(_input_grad_sq_norms(d_fn, x_hat) + 1e-12)
+  norms = jnp.sqrt(regularizers.input_grad_sq_norms(d_fn, x_hat) + 1e-12)
   excess = norms - target
   if one_sided:
     excess = jax.nn.relu(excess)
@@ -86,7 +82,7 @@ def r1_penalty(d_fn: DFn, real: Array) -> Array:
 
   Weight it by ``gamma / 2`` to obtain the paper's ``R1``.
   """
-  return jnp.mean(_input_grad_sq_norms(d_fn, real))
+  return jnp.mean(regularizers.input_grad_sq_norms(d_fn, real))
 
 
 def r2_penalty(d_fn: DFn, fake: Array) -> Array:
@@ -95,7 +91,8 @@ def r2_penalty(d_fn: DFn, fake: Array) -> Array:
   ``fake`` is treated as a constant input (the penalty constrains D only).
   Weight it by ``gamma / 2`` to obtain the paper's ``R2``.
   """
-  return jnp.mean(_input_grad_sq_norms(d_fn, jax.lax.stop_gradient(fake)))
+  return jnp.mean(regularizers.input_grad_sq_norms(
+      d_fn, jax.lax.stop_gradient(fake)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +137,12 @@ PENALTIES: dict[str, Penalty] = {
                   at='real'),
     'r2': Penalty(lambda d_fn, real, fake, key: r2_penalty(d_fn, fake),
                   at='fake'),
+    # Kodali et al. 2017: (|grad D| - k)^2 at noisy points near the data
+    # (gan_stability.regularizers.dragan_penalty; k = gp_target).
+    'dragan': Penalty(
+        lambda d_fn, real, fake, key, *, k, c: regularizers.dragan_penalty(
+            d_fn, real, key, k=k, c=c),
+        at='real', needs_key=True, params={'k': 'gp_target', 'c': 'dragan_c'}),
 }
 
 

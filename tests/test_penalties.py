@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from gan_stability import penalties
+from gan_stability import penalties, regularizers
 
 B, D, H = 6, 5, 7
 
@@ -538,10 +538,14 @@ def test_get_penalty_matches_direct_calls(target):
                                                  one_sided=True),
       'r1': penalties.r1_penalty(d_fn, real),
       'r2': penalties.r2_penalty(d_fn, fake),
+      'dragan': regularizers.dragan_penalty(d_fn, real, KEY, k=target,
+                                            c=0.3),
   }
   assert set(direct) | {'none'} == set(penalties.names())
   for name, want in direct.items():
-    got = penalties.get_penalty(name, target=target)(d_fn, real, fake, KEY)
+    # Each entry takes the parameters it declares (the config fields).
+    got = penalties.get_penalty(name, target=target, k=target, c=0.3)(
+        d_fn, real, fake, KEY)
     assert float(got) == pytest.approx(float(want), rel=1e-6)
   # r1 and r2 differ here (real != fake), so the mapping is not swapped.
   assert float(direct['r1']) != pytest.approx(float(direct['r2']), rel=1e-3)

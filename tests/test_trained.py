@@ -313,7 +313,7 @@ def test_a_two_device_run_loads_on_one_device(idx_dir, tmp_path):
 
 
 def test_interpolate_paths():
-  from experiments import sample
+  from gan_stability import sampling as sample
   a = np.array([[3.0, 0.0], [1.0, 1.0]], np.float32)
   b = np.array([[0.0, 3.0], [1.0, 1.0]], np.float32)  # 90 degrees; equal
   s = sample.interpolate(a, b, 3, 'slerp')
@@ -328,7 +328,7 @@ def test_interpolate_paths():
 
 
 def test_sample_cli_outputs(runs, tmp_path):
-  from experiments import sample
+  from gan_stability import sampling as sample
   from gan_stability.data import folder
   wd, c, _ = runs['cond']
   model = trained.load(wd)
@@ -365,7 +365,7 @@ def test_sample_cli_outputs(runs, tmp_path):
 
 
 def test_sample_overwrite_never_deletes_other_files(runs, tmp_path):
-  from experiments import sample
+  from gan_stability import sampling as sample
   wd = runs['cond'][0]
   out = tmp_path / 'pngs'
   sample.run(run_path=wd, out=str(out), num=12, seed=1)
@@ -398,7 +398,7 @@ def test_an_export_has_only_the_ema_weights(runs, tmp_path):
 
 
 def test_sample_cli_points(runs, tmp_path):
-  from experiments import sample
+  from gan_stability import sampling as sample
   wd, _, _ = runs['mixture']
   out = str(tmp_path / 'p.npz')
   sample.run(run_path=wd, out=out, num=50)

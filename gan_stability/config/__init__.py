@@ -22,7 +22,7 @@ from typing import Any
 import jax
 
 from gan_stability import data as data_lib
-from gan_stability import models, penalties
+from gan_stability import losses, models, penalties
 from gan_stability.config import schema
 from gan_stability.config.schema import (FAMILIES, Field, defaults, family,
                                          schema_for)
@@ -248,10 +248,37 @@ def validate(config, *, num_devices: int | None = None) -> None:
     raise ConfigError('config.d_clip: weight clipping and '
                       'model.spectral_norm are both Lipschitz constraints; '
                       'use one')
+  _check_stabilisers(c, penalty)
   _check_dispatch(c)
   if c.ema_start > c.num_steps:
     raise ConfigError(f'config.ema_start: {c.ema_start} is after '
                       f'num_steps={c.num_steps}')
+
+
+def _check_stabilisers(c, penalty) -> None:
+  """The stabilisers' fields of a GAN config, against each other."""
+  image = data_lib.kind(c.dataset) == 'image'
+  if c.augment != 'none' and not image:
+    raise ConfigError(f'config.augment: {c.augment!r} augments images; '
+                      f'dataset {c.dataset!r} is 2-D points (use none)')
+  if c.consistency in ('cr', 'bcr') and not image:
+    raise ConfigError(f'config.consistency: {c.consistency!r} compares D on '
+                      'an image and its augmented copy; dataset '
+                      f'{c.dataset!r} is 2-D points (zcr works on any data)')
+  if c.label_smoothing > 0 and not losses.LOSSES[c.loss].sigmoid:
+    sigmoid = [n for n, l in losses.LOSSES.items() if l.sigmoid]
+    raise ConfigError(f'config.label_smoothing: {c.label_smoothing} smooths '
+                      'the real labels of a sigmoid cross-entropy D loss; '
+                      f'config.loss={c.loss!r} is not one (allowed: '
+                      f'{sigmoid})')
+  if c.penalty_every > 1 and penalty is None:
+    raise ConfigError(f'config.penalty_every: {c.penalty_every} makes a '
+                      f'penalty lazy, but config.penalty is '
+                      f'{penalties.NONE!r}')
+  if c.instance_noise == 0 and c.instance_noise_steps > 0:
+    raise ConfigError(f'config.instance_noise_steps: '
+                      f'{c.instance_noise_steps} anneals the instance noise, '
+                      'but config.instance_noise is 0')
 
 
 def _validate_vae(c, flat: dict[str, Any], num_devices: int | None) -> None:

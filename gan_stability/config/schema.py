@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 import ml_collections
 
 from gan_stability import data as data_lib
-from gan_stability import elbo, losses, models, optimizers, penalties
+from gan_stability import augment, elbo, losses, models, optimizers, penalties
 from gan_stability.eval import registry as metric_registry
 from gan_stability.metrics import inception
 from gan_stability.kernels import compile_options
@@ -125,6 +125,16 @@ def _num_steps_resumable(config) -> bool:
 
 
 _G_NORMS = ('batch', 'none')
+AUGMENTS = ('none', 'diffaugment')  # config.augment
+CONSISTENCY = ('none', 'cr', 'bcr', 'zcr')  # config.consistency
+
+
+def _policy_ok(v) -> bool:
+  try:
+    names = augment.parse_policy(v)
+  except ValueError:
+    return False
+  return bool(names)
 
 # Fields of every run.
 RUN: dict[str, Field] = {
@@ -207,6 +217,45 @@ GAN: dict[str, Field] = {
                           'last checkpoint'),
     'max_rollbacks': _int(3, *_NONNEG, resumable=True,
                           doc='rollbacks before stopping'),
+    # Stabilisers (gan_stability/augment.py, gan_stability/regularizers.py),
+    # off by default and for runs written before they existed.
+    'augment': _str('none', AUGMENTS, since='0.2.0', legacy='none',
+                    doc="DiffAugment of every D input, real and fake (G's "
+                    'gradient flows through it)'),
+    'augment_policy': Field('color,translation,cutout', str, _policy_ok,
+                            'comma-separated: ' + ', '.join(
+                                augment.DIFFAUGMENT_POLICIES),
+                            since='0.2.0', legacy='color,translation,cutout',
+                            doc="DiffAugment's transforms (augment, and "
+                            "consistency's T)"),
+    'instance_noise': _float(0.0, *_NONNEG, since='0.2.0', legacy=0.0,
+                             doc='sigma of the Gaussian noise added to every '
+                             'D input; 0 disables'),
+    'instance_noise_steps': _int(0, *_NONNEG, since='0.2.0', legacy=0,
+                                 doc='steps over which sigma anneals linearly '
+                                 'to 0; 0: constant'),
+    'label_smoothing': _float(0.0, *_UNIT, since='0.2.0', legacy=0.0,
+                              doc="one-sided: D's real targets are 1 - s "
+                              '(the sigmoid losses); 0 disables'),
+    'penalty_every': _int(1, *_ONE_UP, since='0.2.0', legacy=1,
+                          doc='lazy regularisation: the penalty on every '
+                          'k-th D update, weighted x k'),
+    'dragan_c': _float(0.5, *_POS, since='0.2.0', legacy=0.5,
+                       doc="penalty='dragan': the perturbation's scale in "
+                       "units of the batch's std"),
+    'consistency': _str('none', CONSISTENCY, since='0.2.0', legacy='none',
+                        doc='consistency regularisation: cr (real), bcr '
+                        '(real and fake), zcr (latent)'),
+    'cr_weight_real': _float(10.0, *_NONNEG, since='0.2.0', legacy=10.0,
+                             doc='cr / bcr: weight of the real term'),
+    'cr_weight_fake': _float(10.0, *_NONNEG, since='0.2.0', legacy=10.0,
+                             doc='bcr: weight of the fake term'),
+    'zcr_sigma': _float(0.03, *_POS, since='0.2.0', legacy=0.03,
+                        doc='zcr: std of the latent perturbation'),
+    'zcr_weight_d': _float(5.0, *_NONNEG, since='0.2.0', legacy=5.0,
+                           doc="zcr: weight of D's term"),
+    'zcr_weight_g': _float(0.5, *_NONNEG, since='0.2.0', legacy=0.5,
+                           doc="zcr: weight of G's term"),
     'model.spectral_norm': _bool(False, doc='spectral norm on every D layer'),
     'model.sn_steps': _int(1, *_ONE_UP, doc='power iterations per D update'),
     'model.packing': _int(1, *_ONE_UP, doc='PacGAN: samples D sees together'),

@@ -36,7 +36,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan_stability import losses, models, optimizers, penalties
+from gan_stability import augment, losses, models, optimizers, penalties
+from gan_stability import regularizers
 from gan_stability.metrics import dynamics
 from gan_stability.models import SPECTRAL_STATS
 from gan_stability.train import task as task_lib
@@ -45,6 +46,11 @@ Metrics = dict[str, jax.Array]
 
 # ``fold_in`` data of the fake-label key, derived from the latent key.
 FAKE_LABEL_STREAM = 0x4C41424C  # 'LABL'
+# ``fold_in`` data of the stabilisers' keys, derived from an update's key
+# (so a run without them draws exactly the numbers it drew before).
+AUGMENT_STREAM = 0x41554720     # 'AUG ': DiffAugment of D's inputs
+NOISE_STREAM = 0x4E4F4953       # 'NOIS': instance noise
+CONSISTENCY_STREAM = 0x43524547  # 'CREG': CR's transform, zCR's latents
 
 
 @flax.struct.dataclass
@@ -154,6 +160,42 @@ def make_train_step(config, generator, discriminator, *,
   penalty_on_fake = penalty is not None and penalty.at == 'fake'
   g_opt, d_opt = make_optimizers(config)
   unroll = task_lib.loop_unroll(config)
+  # The stabilisers (absent from configs written before 0.2.0: off).
+  use_augment = config.get('augment', 'none') == 'diffaugment'
+  policy = config.get('augment_policy', '')
+  noise0 = float(config.get('instance_noise', 0.0))
+  noise_steps = int(config.get('instance_noise_steps', 0))
+  smoothing = float(config.get('label_smoothing', 0.0))
+  penalty_every = int(config.get('penalty_every', 1))
+  consistency = config.get('consistency', 'none')
+  cr_real = float(config.get('cr_weight_real', 0.0))
+  cr_fake = float(config.get('cr_weight_fake', 0.0))
+  zcr_sigma = float(config.get('zcr_sigma', 0.0))
+  zcr_d = float(config.get('zcr_weight_d', 0.0))
+  zcr_g = float(config.get('zcr_weight_g', 0.0))
+  use_zcr = consistency == 'zcr'
+  if smoothing > 0:
+    d_loss_fn = lambda r, f: regularizers.smoothed_d_loss(
+        r, f, real_target=1.0 - smoothing)
+
+  def noise_sigma(step):
+    if noise_steps > 0:
+      return regularizers.noise_schedule(step, sigma0=noise0,
+                                         anneal_steps=noise_steps)
+    return jnp.float32(noise0)
+
+  def d_input(x, key, side, sigma):
+    """What D sees of a batch ``x``: instance noise (``sigma``), then
+    DiffAugment; ``side`` (0 real, 1 fake) separates their keys."""
+    if noise0 > 0:
+      x = regularizers.instance_noise(
+          x, jax.random.fold_in(jax.random.fold_in(key, NOISE_STREAM), side),
+          sigma)
+    if use_augment:
+      x = augment.diffaugment(
+          x, jax.random.fold_in(jax.random.fold_in(key, AUGMENT_STREAM),
+                                side), policy=policy)
+    return x
 
   def constrain(x):
     if latent_sharding is None:
@@ -171,18 +213,32 @@ def make_train_step(config, generator, discriminator, *,
   def cond(labels):
     return {} if labels is None else {'labels': labels}
 
+  def latents(key, batch_size):
+    return constrain(jax.random.normal(key, (batch_size, z_dim), jnp.float32))
+
+  def generate_z(g_params, g_cols, z, labels):
+    """G in train mode at latents ``z``: (samples, updated collections)."""
+    variables = {'params': g_params, **g_cols}
+    if g_cols:
+      return generator.apply(variables, z, train=True, mutable=list(g_cols),
+                             **cond(labels))
+    return generator.apply(variables, z, train=True, **cond(labels)), g_cols
+
   def generate(g_params, g_cols, key, batch_size):
     """Samples in train mode; returns (samples, updated G collections,
     their labels or None)."""
-    z = constrain(jax.random.normal(key, (batch_size, z_dim), jnp.float32))
     labels = fake_labels(key, batch_size)
-    variables = {'params': g_params, **g_cols}
-    if g_cols:
-      x, g_cols = generator.apply(variables, z, train=True,
-                                  mutable=list(g_cols), **cond(labels))
-      return x, g_cols, labels
-    x = generator.apply(variables, z, train=True, **cond(labels))
+    x, g_cols = generate_z(g_params, g_cols, latents(key, batch_size), labels)
     return x, g_cols, labels
+
+  def zcr_pair(g_params, g_cols, key, batch_size, x):
+    """G at the perturbed latents ``z + dz`` of the samples ``x`` drawn
+    with ``key`` (zCR; G's collection updates of this pass are dropped)."""
+    z = latents(key, batch_size)
+    dz_key = jax.random.fold_in(key, CONSISTENCY_STREAM)
+    noisy, _ = generate_z(g_params, g_cols, regularizers.perturb_latents(
+        z, dz_key, sigma=zcr_sigma), fake_labels(key, batch_size))
+    return noisy
 
   def d_apply(d_params, d_cols, x, update_stats, labels=None):
     """D in train mode. Only the pass with ``update_stats`` keeps the new
@@ -199,36 +255,72 @@ def make_train_step(config, generator, discriminator, *,
 
   def d_update(carry, inputs):
     d_params, d_opt_state, d_cols, g_params, g_cols = carry
-    real, real_labels, key = inputs
+    real, real_labels, key, d_index, sigma = inputs
     k_z, k_pen = jax.random.split(key)
     fake, _, fake_y = generate(g_params, g_cols, k_z, real.shape[0])
     fake = jax.lax.stop_gradient(fake)
     pen_labels = fake_y if penalty_on_fake else real_labels
+    real_in = d_input(real, key, 0, sigma)
+    fake_in = d_input(fake, key, 1, sigma)
+    if use_zcr:
+      fake_noisy = jax.lax.stop_gradient(
+          zcr_pair(g_params, g_cols, k_z, real.shape[0], fake))
+    extra = {}
 
     def loss_fn(params):
       # Spectral-norm power iteration advances once per D update (on the
       # real pass); the fake pass and the penalty start from the same stored
       # vector, so all three see the same normalised weights.
-      real_logits, new_cols = d_apply(params, d_cols, real, True, real_labels)
-      fake_logits, _ = d_apply(params, d_cols, fake, False, fake_y)
+      real_logits, new_cols = d_apply(params, d_cols, real_in, True,
+                                      real_labels)
+      fake_logits, _ = d_apply(params, d_cols, fake_in, False, fake_y)
       adv = d_loss_fn(real_logits, fake_logits)
       if penalty_fn is None:
         pen = jnp.zeros((), jnp.float32)
       else:
         d_fn = lambda x: d_apply(params, d_cols, x, False, pen_labels)[0]
-        pen = penalty_fn(d_fn, real, fake, k_pen)
+        if penalty_every > 1:  # lazy: every k-th D update, weighted x k
+          pen = regularizers.lazy_cond(
+              d_index, penalty_every,
+              lambda: penalty_fn(d_fn, real_in, fake_in, k_pen))
+        else:
+          pen = penalty_fn(d_fn, real_in, fake_in, k_pen)
       total = adv + penalty_weight * pen
-      return total, (adv, pen, _mean(real_logits), _mean(fake_logits), new_cols)
+      aux = {}
+      if consistency in ('cr', 'bcr'):
+        # T = DiffAugment with augment_policy, on the undistorted batches.
+        k_t = jax.random.fold_in(key, CONSISTENCY_STREAM)
+        t_real = augment.diffaugment(real, jax.random.fold_in(k_t, 0),
+                                     policy=policy)
+        reg = cr_real * regularizers.consistency(
+            real_logits, d_apply(params, d_cols, t_real, False,
+                                 real_labels)[0])
+        if consistency == 'bcr':
+          t_fake = augment.diffaugment(fake, jax.random.fold_in(k_t, 1),
+                                       policy=policy)
+          reg += cr_fake * regularizers.consistency(
+              fake_logits, d_apply(params, d_cols, t_fake, False, fake_y)[0])
+        aux['consistency'] = reg
+        total += reg
+      if use_zcr:
+        reg = zcr_d * regularizers.latent_consistency_d(
+            fake_logits, d_apply(params, d_cols, d_input(fake_noisy, key, 1,
+                                                         sigma),
+                                 False, fake_y)[0])
+        aux['consistency'] = reg
+        total += reg
+      return total, (adv, pen, _mean(real_logits), _mean(fake_logits),
+                     new_cols, aux)
 
-    (_, (adv, pen, d_real, d_fake, new_cols)), grads = jax.value_and_grad(
-        loss_fn, has_aux=True)(d_params)
+    (_, (adv, pen, d_real, d_fake, new_cols, aux)), grads = (
+        jax.value_and_grad(loss_fn, has_aux=True)(d_params))
     updates, d_opt_state = d_opt.update(grads, d_opt_state, d_params)
     d_params = optax.apply_updates(d_params, updates)
     if d_clip > 0:
       d_params = jax.tree.map(lambda p: jnp.clip(p, -d_clip, d_clip), d_params)
     metrics = {'d_loss': adv, 'penalty': pen, 'd_real': d_real,
                'd_fake': d_fake, 'd_grad_norm': optax.tree.norm(grads),
-               'd_update_norm': optax.tree.norm(updates)}
+               'd_update_norm': optax.tree.norm(updates), **aux, **extra}
     return (d_params, d_opt_state, new_cols, g_params, g_cols), metrics
 
   def train_step(state: GANState, batch: dict, key: jax.Array
@@ -245,18 +337,34 @@ def make_train_step(config, generator, discriminator, *,
     keys = jax.random.split(key, n_critic + 1)
     carry = (state.d_params, state.d_opt_state, state.d_collections,
              state.g_params, state.g_collections)
+    # The index of each D update in the run (lazy regularisation) and the
+    # instance-noise scale of this step; None (no scan input) when unused.
+    d_index = (state.step * n_critic + jnp.arange(n_critic)
+               if penalty_every > 1 else None)
+    sigma = noise_sigma(state.step) if noise0 > 0 else None
+    sigmas = None if sigma is None else jnp.broadcast_to(sigma, (n_critic,))
     (d_params, d_opt_state, d_cols, _, _), d_metrics = jax.lax.scan(
-        d_update, carry, (real, real_labels, keys[:n_critic]), unroll=unroll)
+        d_update, carry, (real, real_labels, keys[:n_critic], d_index,
+                          sigmas), unroll=unroll)
     d_metrics = jax.tree.map(jnp.mean, d_metrics)  # mean over critic updates
 
     def g_loss(params):
       fake, new_g_cols, fake_y = generate(params, state.g_collections,
                                           keys[-1], real.shape[1])
-      logits, _ = d_apply(d_params, d_cols, fake, False, fake_y)
-      return g_loss_fn(logits), (new_g_cols, _mean(logits))
+      logits, _ = d_apply(d_params, d_cols, d_input(fake, keys[-1], 1, sigma),
+                          False, fake_y)
+      loss = g_loss_fn(logits)
+      aux = {}
+      if use_zcr:  # G pushes G(z) and G(z + dz) apart (weight zcr_weight_g)
+        noisy = zcr_pair(params, state.g_collections, keys[-1],
+                         real.shape[1], fake)
+        aux['g_consistency'] = zcr_g * regularizers.latent_consistency_g(
+            fake, noisy)
+        loss += aux['g_consistency']
+      return loss, (new_g_cols, _mean(logits), aux)
 
-    (g_loss_value, (g_cols, d_fake_after)), g_grads = jax.value_and_grad(
-        g_loss, has_aux=True)(state.g_params)
+    (g_loss_value, (g_cols, d_fake_after, g_aux)), g_grads = (
+        jax.value_and_grad(g_loss, has_aux=True)(state.g_params))
     g_updates, g_opt_state = g_opt.update(g_grads, state.g_opt_state,
                                           state.g_params)
     g_params = optax.apply_updates(state.g_params, g_updates)
@@ -284,7 +392,10 @@ def make_train_step(config, generator, discriminator, *,
         'd_param_norm': d_norm,
         'g_update_ratio': optax.tree.norm(g_updates) / (g_norm + 1e-12),
         'd_update_ratio': d_update_norm / (d_norm + 1e-12),
+        **g_aux,
     }
+    if sigma is not None:
+      metrics['noise_sigma'] = sigma
     return new_state, metrics
 
   return train_step

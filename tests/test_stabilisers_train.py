@@ -1,0 +1,228 @@
+"""The stabilisers as config fields of the GAN train step (issue #25):
+augment (DiffAugment), instance noise, one-sided label smoothing, DRAGAN,
+lazy regularisation, CR / bCR / zCR.
+
+Each is checked at the first D update of one train step, where D still has
+its initial parameters: the step's metric must equal the quantity
+recomputed here from the same batch, the same keys (derived as the step
+derives them) and the pure functions of gan_stability.regularizers /
+augment. Then exact resume and bad combinations.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments.configs import mnist, mog
+from gan_stability import augment, regularizers
+from gan_stability import config as config_lib
+from gan_stability import data as data_lib
+from gan_stability.errors import ConfigError
+from gan_stability.train import gan, tasks
+from gan_stability.train import task as task_lib
+from tests.conftest import write_fake_idx
+
+ROOT = jax.random.key(7)
+
+
+@pytest.fixture(scope='module')
+def idx_dir(tmp_path_factory):
+  d = tmp_path_factory.mktemp('idx')
+  write_fake_idx(str(d), num_train=64, num_test=16)
+  return str(d)
+
+
+def _setup(c):
+  config_lib.validate(c, num_devices=1)
+  task = tasks.make_task(c)
+  state = task.init_state(jax.random.key(0))
+  it = data_lib.make_iterator(c, seed=0)
+  draws = [[next(it) for _ in range(task.draws_per_step)] for _ in range(2)]
+  batch = {k: np.stack([np.stack([d[k] for d in row]) for row in draws])
+           for k in task.batch_names}
+  return task, state, batch
+
+
+def _run(c, steps=1):
+  """Metrics ``[steps]`` of the step, and what the checks need."""
+  task, state, batch = _setup(c)
+  step = jax.jit(task_lib.make_multi_step(task.make_train_step()))
+  batch = {k: v[:steps] for k, v in batch.items()}
+  _, metrics = step(state, batch, ROOT)
+  return {k: np.asarray(v) for k, v in metrics.items()}, task, state, batch
+
+
+def _first_update_keys():
+  """The keys of the first D update of step 0 (train_step's derivation)."""
+  key = jax.random.split(jax.random.fold_in(ROOT, 0), 2)[0]  # n_critic = 1
+  k_z, k_pen = jax.random.split(key)
+  return key, k_z, k_pen
+
+
+def _d(task, state):
+  return lambda x: task.discriminator.apply(
+      {'params': state.d_params, **state.d_collections}, x,
+      update_stats=False, train=True)
+
+
+def _fake(task, state, k_z, n):
+  z = jax.random.normal(k_z, (n, task.config.model.z_dim), jnp.float32)
+  x, _ = task.generator.apply({'params': state.g_params,
+                               **state.g_collections}, z, train=True,
+                              mutable=list(state.g_collections))
+  return x, z
+
+
+def _mog(**kw):
+  c = mog.get_config('smoke')
+  c.update(steps_per_dispatch=1, **kw)
+  return c
+
+
+def _image(idx_dir, **kw):
+  c = mnist.get_config('smoke')
+  c.data.dir = idx_dir
+  c.update(**kw)
+  return c
+
+
+def test_label_smoothing_shifts_d_loss_by_s_times_mean_real_logit():
+  # smoothed - standard = mean[(1-s) sp(-r) + s sp(r)] - mean sp(-r)
+  #                     = s mean[sp(r) - sp(-r)] = s mean(r).
+  base, *_ = _run(_mog())
+  smooth, *_ = _run(_mog(label_smoothing=0.1))
+  np.testing.assert_allclose(smooth['d_loss'][0] - base['d_loss'][0],
+                             0.1 * base['d_real'][0], rtol=1e-4, atol=1e-6)
+
+
+def test_lazy_penalty_is_k_times_on_its_steps_and_zero_between():
+  every, *_ = _run(_mog(penalty='r1', penalty_weight=1.0), steps=2)
+  lazy, *_ = _run(_mog(penalty='r1', penalty_weight=1.0, penalty_every=2),
+                  steps=2)
+  np.testing.assert_allclose(lazy['penalty'][0], 2 * every['penalty'][0],
+                             rtol=1e-5)
+  assert lazy['penalty'][1] == 0.0 and every['penalty'][1] > 0
+
+
+def test_dragan_penalty_at_the_first_update():
+  m, task, state, batch = _run(_mog(penalty='dragan', penalty_weight=10.0,
+                                    dragan_c=0.7, gp_target=0.5))
+  _, _, k_pen = _first_update_keys()
+  want = regularizers.dragan_penalty(_d(task, state), batch['x'][0, 0],
+                                     k_pen, k=0.5, c=0.7)
+  np.testing.assert_allclose(m['penalty'][0], want, rtol=1e-5)
+
+
+def test_instance_noise_schedule_and_what_d_sees():
+  m, task, state, batch = _run(_mog(instance_noise=0.2,
+                                    instance_noise_steps=4), steps=2)
+  np.testing.assert_allclose(m['noise_sigma'], [0.2, 0.15], rtol=1e-6)
+  key, _, _ = _first_update_keys()
+  noisy = regularizers.instance_noise(
+      batch['x'][0, 0], jax.random.fold_in(
+          jax.random.fold_in(key, gan.NOISE_STREAM), 0), 0.2)
+  np.testing.assert_allclose(m['d_real'][0], np.mean(_d(task, state)(noisy)),
+                             rtol=1e-5, atol=1e-7)
+
+
+def test_diffaugment_of_real_and_fake(idx_dir):
+  c = _image(idx_dir, augment='diffaugment', augment_policy='translation')
+  m, task, state, batch = _run(c)
+  key, k_z, _ = _first_update_keys()
+  d = _d(task, state)
+  real = batch['x'][0, 0]
+  aug = lambda x, side: augment.diffaugment(
+      x, jax.random.fold_in(jax.random.fold_in(key, gan.AUGMENT_STREAM),
+                            side), policy='translation')
+  np.testing.assert_allclose(m['d_real'][0], np.mean(d(aug(real, 0))),
+                             rtol=1e-5, atol=1e-6)
+  fake, _ = _fake(task, state, k_z, real.shape[0])
+  np.testing.assert_allclose(m['d_fake'][0], np.mean(d(aug(fake, 1))),
+                             rtol=1e-5, atol=1e-6)
+  plain, *_ = _run(_image(idx_dir))
+  assert not np.isclose(plain['d_real'][0], m['d_real'][0])
+
+
+@pytest.mark.parametrize('kind', ['cr', 'bcr'])
+def test_consistency_terms(idx_dir, kind):
+  c = _image(idx_dir, consistency=kind, augment_policy='translation,cutout',
+             cr_weight_real=3.0, cr_weight_fake=2.0)
+  m, task, state, batch = _run(c)
+  key, k_z, _ = _first_update_keys()
+  d = _d(task, state)
+  k_t = jax.random.fold_in(key, gan.CONSISTENCY_STREAM)
+  t = lambda x, side: augment.diffaugment(
+      x, jax.random.fold_in(k_t, side), policy='translation,cutout')
+  real = batch['x'][0, 0]
+  want = 3.0 * np.mean((d(real) - d(t(real, 0))) ** 2)
+  if kind == 'bcr':
+    fake, _ = _fake(task, state, k_z, real.shape[0])
+    want += 2.0 * np.mean((d(fake) - d(t(fake, 1))) ** 2)
+  np.testing.assert_allclose(m['consistency'][0], want, rtol=1e-4)
+
+
+def test_zcr_terms():
+  c = _mog(consistency='zcr', zcr_sigma=0.5, zcr_weight_d=4.0,
+           zcr_weight_g=0.25)
+  m, task, state, batch = _run(c)
+  _, k_z, _ = _first_update_keys()
+  d = _d(task, state)
+  fake, z = _fake(task, state, k_z, batch['x'].shape[2])
+  z_noisy = regularizers.perturb_latents(
+      z, jax.random.fold_in(k_z, gan.CONSISTENCY_STREAM), sigma=0.5)
+  noisy, _ = _fake_at(task, state, z_noisy)
+  np.testing.assert_allclose(
+      m['consistency'][0], 4.0 * np.mean((d(fake) - d(noisy)) ** 2),
+      rtol=1e-4)
+  assert m['g_consistency'][0] < 0  # G pushes G(z), G(z + dz) apart
+
+
+def _fake_at(task, state, z):
+  return task.generator.apply({'params': state.g_params,
+                               **state.g_collections}, z, train=True,
+                              mutable=list(state.g_collections))
+
+
+def test_stabilisers_resume_exactly(tmp_path):
+  def config(steps):
+    c = _mog(consistency='zcr', instance_noise=0.1, instance_noise_steps=6,
+             penalty='dragan', penalty_weight=1.0, penalty_every=3,
+             label_smoothing=0.1)
+    c.update(num_steps=steps, write_tensorboard=False, eval_samples=64,
+             log_every=1, eval_every=1, checkpoint_every=1)
+    return c
+  whole = tasks.train_and_evaluate(config(4), str(tmp_path / 'whole'))
+  tasks.train_and_evaluate(config(2), str(tmp_path / 'split'))
+  again = tasks.train_and_evaluate(config(4), str(tmp_path / 'split'))
+  assert again == whole
+  from gan_stability import trained
+  np.testing.assert_array_equal(
+      trained.load(str(tmp_path / 'split')).sample(8, raw=True),
+      trained.load(str(tmp_path / 'whole')).sample(8, raw=True))
+
+
+@pytest.mark.parametrize('change,field', [
+    (dict(augment='diffaugment'), 'config.augment'),
+    (dict(consistency='cr'), 'config.consistency'),
+    (dict(label_smoothing=0.1, loss='wasserstein'), 'config.label_smoothing'),
+    (dict(penalty_every=4), 'config.penalty_every'),
+    (dict(instance_noise_steps=10), 'config.instance_noise_steps'),
+    (dict(augment='flip'), 'config.augment'),
+    (dict(augment_policy='color,rotate'), 'config.augment_policy'),
+    (dict(consistency='icr'), 'config.consistency'),
+])
+def test_bad_combinations_name_the_field(change, field):
+  c = _mog(**change)
+  with pytest.raises(ConfigError, match='^' + field.replace('.', r'\.')):
+    config_lib.validate(c, num_devices=1)
+
+
+def test_old_configs_read_the_stabilisers_as_off():
+  old = {k: v for k, v in mog.get_config('smoke').to_dict().items()
+         if k not in ('augment', 'augment_policy', 'instance_noise',
+                      'label_smoothing', 'penalty_every', 'consistency')}
+  up = config_lib.upgrade(old)
+  assert (up['augment'], up['instance_noise'], up['label_smoothing'],
+          up['penalty_every'], up['consistency']) == ('none', 0.0, 0.0, 1,
+                                                      'none')
