@@ -12,6 +12,8 @@ from jax.test_util import check_grads
 
 from gan_stability import losses
 from gan_stability import regularizers as reg
+# The same small MLP parameters and linear D weights as the penalties' tests.
+from tests.test_penalties import _mlp_params, _w_with_norm  # pylint: disable=g-bad-import-order
 
 B, D, H = 6, 5, 7
 KEY = jax.random.PRNGKey(42)
@@ -51,21 +53,6 @@ def mlp_d(params, x):
   """Small nonlinear MLP on a batch [B, D] -> logits [B, 1]."""
   h = jnp.tanh(x @ params['w1'] + params['b1'])
   return (h @ params['w2'] + params['b2'])[:, None]
-
-
-def _mlp_params(seed):
-  r = _rng(seed)
-  return {
-      'w1': jnp.asarray(r.normal(0, 0.8, (D, H)), jnp.float32),
-      'b1': jnp.asarray(r.normal(0, 0.3, (H,)), jnp.float32),
-      'w2': jnp.asarray(r.normal(0, 0.8, (H,)), jnp.float32),
-      'b2': jnp.asarray(r.normal(0, 0.3, ()), jnp.float32),
-  }
-
-
-def _w_with_norm(norm, seed=0):
-  w = _rng(seed).normal(0, 1, (D,))
-  return jnp.asarray(w / np.linalg.norm(w) * norm, jnp.float32)
 
 
 def _sym(seed, n=D):
