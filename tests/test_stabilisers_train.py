@@ -44,13 +44,20 @@ def _setup(c):
   return task, state, batch
 
 
-def _run(c, steps=1):
-  """Metrics ``[steps]`` of the step, and what the checks need."""
+def _run(c, steps=1, *, new_state=False):
+  """Metrics ``[steps]`` of the step, and what the checks need (the state
+  after the steps with ``new_state``)."""
   task, state, batch = _setup(c)
   step = jax.jit(task_lib.make_multi_step(task.make_train_step()))
   batch = {k: v[:steps] for k, v in batch.items()}
-  _, metrics = step(state, batch, ROOT)
-  return {k: np.asarray(v) for k, v in metrics.items()}, task, state, batch
+  after, metrics = step(jax.tree.map(jnp.copy, state), batch, ROOT)
+  out = ({k: np.asarray(v) for k, v in metrics.items()}, task, state, batch)
+  return out + (after,) if new_state else out
+
+
+def _g_key():
+  """The key of step 0's G update."""
+  return jax.random.split(jax.random.fold_in(ROOT, 0), 2)[1]
 
 
 def _first_update_keys():
@@ -105,6 +112,17 @@ def test_lazy_penalty_is_k_times_on_its_steps_and_zero_between():
   assert lazy['penalty'][1] == 0.0 and every['penalty'][1] > 0
 
 
+def test_lazy_penalty_counts_d_updates_across_critic_steps():
+  # n_critic 2, every 2: D update 0 of each step has 2 x R1, update 1 has 0,
+  # so the step's metric (their mean) is R1 at update 0 = R1 at the initial
+  # D on the first real batch.
+  m, task, state, batch = _run(_mog(penalty='r1', penalty_weight=1.0,
+                                    penalty_every=2, n_critic=2))
+  from gan_stability import penalties
+  want = penalties.r1_penalty(_d(task, state), batch['x'][0, 0])
+  np.testing.assert_allclose(m['penalty'][0], want, rtol=1e-5)
+
+
 def test_dragan_penalty_at_the_first_update():
   m, task, state, batch = _run(_mog(penalty='dragan', penalty_weight=10.0,
                                     dragan_c=0.7, gp_target=0.5))
@@ -128,7 +146,7 @@ def test_instance_noise_schedule_and_what_d_sees():
 
 def test_diffaugment_of_real_and_fake(idx_dir):
   c = _image(idx_dir, augment='diffaugment', augment_policy='translation')
-  m, task, state, batch = _run(c)
+  m, task, state, batch, after = _run(c, new_state=True)
   key, k_z, _ = _first_update_keys()
   d = _d(task, state)
   real = batch['x'][0, 0]
@@ -142,12 +160,24 @@ def test_diffaugment_of_real_and_fake(idx_dir):
                              rtol=1e-5, atol=1e-6)
   plain, *_ = _run(_image(idx_dir))
   assert not np.isclose(plain['d_real'][0], m['d_real'][0])
+  # G's loss sees D (after its update) on augmented samples.
+  k_g = _g_key()
+  fake_g, _ = _fake(task, state, k_g, real.shape[0])
+  np.testing.assert_allclose(
+      m['g_d_fake'][0], np.mean(_d(task, after)(augment.diffaugment(
+          fake_g, jax.random.fold_in(jax.random.fold_in(
+              k_g, gan.AUGMENT_STREAM), 1), policy='translation'))),
+      rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize('kind', ['cr', 'bcr'])
+@pytest.mark.parametrize('kind', ['cr', 'bcr', 'cr_noise'])
 def test_consistency_terms(idx_dir, kind):
+  noise = 0.3 if kind == 'cr_noise' else 0.0
+  kind = kind.split('_')[0]
   c = _image(idx_dir, consistency=kind, augment_policy='translation,cutout',
-             cr_weight_real=3.0, cr_weight_fake=2.0)
+             cr_weight_real=3.0, instance_noise=noise)
+  if kind == 'bcr':
+    c.cr_weight_fake = 2.0
   m, task, state, batch = _run(c)
   key, k_z, _ = _first_update_keys()
   d = _d(task, state)
@@ -155,6 +185,9 @@ def test_consistency_terms(idx_dir, kind):
   t = lambda x, side: augment.diffaugment(
       x, jax.random.fold_in(k_t, side), policy='translation,cutout')
   real = batch['x'][0, 0]
+  if noise:  # CR compares D on what the adversarial loss saw: the noisy x
+    real = regularizers.instance_noise(real, jax.random.fold_in(
+        jax.random.fold_in(key, gan.NOISE_STREAM), 0), noise)
   want = 3.0 * np.mean((d(real) - d(t(real, 0))) ** 2)
   if kind == 'bcr':
     fake, _ = _fake(task, state, k_z, real.shape[0])
@@ -168,14 +201,31 @@ def test_zcr_terms():
   m, task, state, batch = _run(c)
   _, k_z, _ = _first_update_keys()
   d = _d(task, state)
-  fake, z = _fake(task, state, k_z, batch['x'].shape[2])
+  n = batch['x'].shape[2]
+  fake, z = _fake(task, state, k_z, n)
   z_noisy = regularizers.perturb_latents(
       z, jax.random.fold_in(k_z, gan.CONSISTENCY_STREAM), sigma=0.5)
   noisy, _ = _fake_at(task, state, z_noisy)
   np.testing.assert_allclose(
       m['consistency'][0], 4.0 * np.mean((d(fake) - d(noisy)) ** 2),
       rtol=1e-4)
-  assert m['g_consistency'][0] < 0  # G pushes G(z), G(z + dz) apart
+  # G's term, at G's update: -0.25 E_i ||G(z_i) - G(z_i + dz_i)||^2, added
+  # to the loss G minimises (so G pushes the two apart).
+  k_g = _g_key()
+  fake_g, z_g = _fake(task, state, k_g, n)
+  noisy_g, _ = _fake_at(task, state, regularizers.perturb_latents(
+      z_g, jax.random.fold_in(k_g, gan.CONSISTENCY_STREAM), sigma=0.5))
+  diff = np.asarray(fake_g, np.float64) - np.asarray(noisy_g, np.float64)
+  want = -0.25 * np.mean(np.sum(diff.reshape(n, -1) ** 2, -1))
+  np.testing.assert_allclose(m['g_consistency'][0], want, rtol=1e-4)
+  # With D's term off, D's update is the baseline's, and G's loss is the
+  # baseline's plus that term.
+  off, *_ = _run(_mog(consistency='zcr', zcr_sigma=0.5, zcr_weight_d=0.0,
+                      zcr_weight_g=0.25))
+  base, *_ = _run(_mog())
+  np.testing.assert_allclose(off['d_loss'], base['d_loss'], rtol=1e-6)
+  np.testing.assert_allclose(off['g_loss'][0] - base['g_loss'][0],
+                             off['g_consistency'][0], rtol=1e-4, atol=1e-7)
 
 
 def _fake_at(task, state, z):
@@ -211,6 +261,9 @@ def test_stabilisers_resume_exactly(tmp_path):
     (dict(augment='flip'), 'config.augment'),
     (dict(augment_policy='color,rotate'), 'config.augment_policy'),
     (dict(consistency='icr'), 'config.consistency'),
+    (dict(consistency='zcr', cr_weight_fake=1.0), 'config.cr_weight_fake'),
+    (dict(zcr_sigma=0.1), 'config.zcr_sigma'),
+    (dict(penalty='r1', penalty_weight=1.0, dragan_c=0.2), 'config.dragan_c'),
 ])
 def test_bad_combinations_name_the_field(change, field):
   c = _mog(**change)
@@ -218,11 +271,21 @@ def test_bad_combinations_name_the_field(change, field):
     config_lib.validate(c, num_devices=1)
 
 
+STABILISER_FIELDS = ('augment', 'augment_policy', 'instance_noise',
+                     'instance_noise_steps', 'label_smoothing',
+                     'penalty_every', 'dragan_c', 'consistency',
+                     'cr_weight_real', 'cr_weight_fake', 'zcr_sigma',
+                     'zcr_weight_d', 'zcr_weight_g')
+
+
 def test_old_configs_read_the_stabilisers_as_off():
-  old = {k: v for k, v in mog.get_config('smoke').to_dict().items()
-         if k not in ('augment', 'augment_policy', 'instance_noise',
-                      'label_smoothing', 'penalty_every', 'consistency')}
+  new = mog.get_config('smoke').to_dict()
+  old = {k: v for k, v in new.items() if k not in STABILISER_FIELDS}
   up = config_lib.upgrade(old)
+  assert {k: up[k] for k in STABILISER_FIELDS} == {
+      k: new[k] for k in STABILISER_FIELDS}
   assert (up['augment'], up['instance_noise'], up['label_smoothing'],
           up['penalty_every'], up['consistency']) == ('none', 0.0, 0.0, 1,
                                                       'none')
+  import ml_collections
+  config_lib.validate(ml_collections.ConfigDict(up), num_devices=1)

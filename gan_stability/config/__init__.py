@@ -275,10 +275,27 @@ def _check_stabilisers(c, penalty) -> None:
     raise ConfigError(f'config.penalty_every: {c.penalty_every} makes a '
                       f'penalty lazy, but config.penalty is '
                       f'{penalties.NONE!r}')
-  if c.instance_noise == 0 and c.instance_noise_steps > 0:
-    raise ConfigError(f'config.instance_noise_steps: '
-                      f'{c.instance_noise_steps} anneals the instance noise, '
-                      'but config.instance_noise is 0')
+  # A stabiliser's own fields stay at their defaults while it is off (as
+  # penalty_weight without a penalty): a set value would be ignored.
+  used = {
+      'instance_noise_steps': c.instance_noise > 0,
+      'augment_policy': (c.augment != 'none' or
+                         c.consistency in ('cr', 'bcr')),
+      'cr_weight_real': c.consistency in ('cr', 'bcr'),
+      'cr_weight_fake': c.consistency == 'bcr',
+      'zcr_sigma': c.consistency == 'zcr',
+      'zcr_weight_d': c.consistency == 'zcr',
+      'zcr_weight_g': c.consistency == 'zcr',
+      'dragan_c': c.penalty == 'dragan',
+  }
+  for name, on in used.items():
+    default = schema.GAN[name].default
+    if not on and c[name] != default:
+      raise ConfigError(f'config.{name}: {c[name]!r} is set but not used '
+                        f'(its stabiliser is off: augment={c.augment!r}, '
+                        f'consistency={c.consistency!r}, '
+                        f'instance_noise={c.instance_noise}, '
+                        f'penalty={c.penalty!r}); leave it at {default!r}')
 
 
 def _validate_vae(c, flat: dict[str, Any], num_devices: int | None) -> None:

@@ -2,7 +2,9 @@
 
 One train step is ``n_critic`` discriminator updates, each on its own real
 batch, followed by one generator update; ``state.step`` counts generator
-updates. The recipe (losses, penalty, optimisers, clipping, EMA) is fixed by
+updates. The recipe (losses, penalty, optimisers, clipping, EMA, and the
+stabilisers: DiffAugment and instance noise of D's inputs, label smoothing,
+a lazy penalty, CR / bCR / zCR; docs/training.md "Stabilisers") is fixed by
 the config when the step is built; nothing branches on strings at run time.
 
 Data parallelism: the step contains no collectives of its own. The loop
@@ -162,17 +164,17 @@ def make_train_step(config, generator, discriminator, *,
   unroll = task_lib.loop_unroll(config)
   # The stabilisers (absent from configs written before 0.2.0: off).
   use_augment = config.get('augment', 'none') == 'diffaugment'
-  policy = config.get('augment_policy', '')
+  policy = config.get('augment_policy', 'color,translation,cutout')
   noise0 = float(config.get('instance_noise', 0.0))
   noise_steps = int(config.get('instance_noise_steps', 0))
   smoothing = float(config.get('label_smoothing', 0.0))
   penalty_every = int(config.get('penalty_every', 1))
   consistency = config.get('consistency', 'none')
-  cr_real = float(config.get('cr_weight_real', 0.0))
-  cr_fake = float(config.get('cr_weight_fake', 0.0))
-  zcr_sigma = float(config.get('zcr_sigma', 0.0))
-  zcr_d = float(config.get('zcr_weight_d', 0.0))
-  zcr_g = float(config.get('zcr_weight_g', 0.0))
+  cr_real = float(config.get('cr_weight_real', 10.0))
+  cr_fake = float(config.get('cr_weight_fake', 10.0))
+  zcr_sigma = float(config.get('zcr_sigma', 0.03))
+  zcr_d = float(config.get('zcr_weight_d', 5.0))
+  zcr_g = float(config.get('zcr_weight_g', 0.5))
   use_zcr = consistency == 'zcr'
   if smoothing > 0:
     d_loss_fn = lambda r, f: regularizers.smoothed_d_loss(
@@ -185,16 +187,17 @@ def make_train_step(config, generator, discriminator, *,
     return jnp.float32(noise0)
 
   def d_input(x, key, side, sigma):
-    """What D sees of a batch ``x``: instance noise (``sigma``), then
-    DiffAugment; ``side`` (0 real, 1 fake) separates their keys."""
-    if noise0 > 0:
-      x = regularizers.instance_noise(
-          x, jax.random.fold_in(jax.random.fold_in(key, NOISE_STREAM), side),
-          sigma)
+    """What D sees of a batch ``x``: DiffAugment, then instance noise
+    (``sigma``; last, so that cutout and padding are noisy too); ``side``
+    (0 real, 1 fake) separates their keys."""
     if use_augment:
       x = augment.diffaugment(
           x, jax.random.fold_in(jax.random.fold_in(key, AUGMENT_STREAM),
                                 side), policy=policy)
+    if noise0 > 0:
+      x = regularizers.instance_noise(
+          x, jax.random.fold_in(jax.random.fold_in(key, NOISE_STREAM), side),
+          sigma)
     return x
 
   def constrain(x):
@@ -231,9 +234,9 @@ def make_train_step(config, generator, discriminator, *,
     x, g_cols = generate_z(g_params, g_cols, latents(key, batch_size), labels)
     return x, g_cols, labels
 
-  def zcr_pair(g_params, g_cols, key, batch_size, x):
-    """G at the perturbed latents ``z + dz`` of the samples ``x`` drawn
-    with ``key`` (zCR; G's collection updates of this pass are dropped)."""
+  def zcr_pair(g_params, g_cols, key, batch_size):
+    """G at the perturbed latents ``z + dz`` of the samples drawn with
+    ``key`` (zCR; G's collection updates of this pass are dropped)."""
     z = latents(key, batch_size)
     dz_key = jax.random.fold_in(key, CONSISTENCY_STREAM)
     noisy, _ = generate_z(g_params, g_cols, regularizers.perturb_latents(
@@ -264,8 +267,7 @@ def make_train_step(config, generator, discriminator, *,
     fake_in = d_input(fake, key, 1, sigma)
     if use_zcr:
       fake_noisy = jax.lax.stop_gradient(
-          zcr_pair(g_params, g_cols, k_z, real.shape[0], fake))
-    extra = {}
+          zcr_pair(g_params, g_cols, k_z, real.shape[0]))
 
     def loss_fn(params):
       # Spectral-norm power iteration advances once per D update (on the
@@ -288,15 +290,16 @@ def make_train_step(config, generator, discriminator, *,
       total = adv + penalty_weight * pen
       aux = {}
       if consistency in ('cr', 'bcr'):
-        # T = DiffAugment with augment_policy, on the undistorted batches.
+        # D(x') against D(T(x')), x' what the adversarial loss saw (after
+        # any augmentation and noise); T = DiffAugment with augment_policy.
         k_t = jax.random.fold_in(key, CONSISTENCY_STREAM)
-        t_real = augment.diffaugment(real, jax.random.fold_in(k_t, 0),
+        t_real = augment.diffaugment(real_in, jax.random.fold_in(k_t, 0),
                                      policy=policy)
         reg = cr_real * regularizers.consistency(
             real_logits, d_apply(params, d_cols, t_real, False,
                                  real_labels)[0])
         if consistency == 'bcr':
-          t_fake = augment.diffaugment(fake, jax.random.fold_in(k_t, 1),
+          t_fake = augment.diffaugment(fake_in, jax.random.fold_in(k_t, 1),
                                        policy=policy)
           reg += cr_fake * regularizers.consistency(
               fake_logits, d_apply(params, d_cols, t_fake, False, fake_y)[0])
@@ -320,7 +323,7 @@ def make_train_step(config, generator, discriminator, *,
       d_params = jax.tree.map(lambda p: jnp.clip(p, -d_clip, d_clip), d_params)
     metrics = {'d_loss': adv, 'penalty': pen, 'd_real': d_real,
                'd_fake': d_fake, 'd_grad_norm': optax.tree.norm(grads),
-               'd_update_norm': optax.tree.norm(updates), **aux, **extra}
+               'd_update_norm': optax.tree.norm(updates), **aux}
     return (d_params, d_opt_state, new_cols, g_params, g_cols), metrics
 
   def train_step(state: GANState, batch: dict, key: jax.Array
@@ -357,7 +360,7 @@ def make_train_step(config, generator, discriminator, *,
       aux = {}
       if use_zcr:  # G pushes G(z) and G(z + dz) apart (weight zcr_weight_g)
         noisy = zcr_pair(params, state.g_collections, keys[-1],
-                         real.shape[1], fake)
+                         real.shape[1])
         aux['g_consistency'] = zcr_g * regularizers.latent_consistency_g(
             fake, noisy)
         loss += aux['g_consistency']
