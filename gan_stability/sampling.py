@@ -111,17 +111,22 @@ def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int, how: str
   return np.where(sin < 1e-6, line, arc).astype(np.float32)
 
 
+def _check_counts(num: int, steps: int) -> None:
+  """``--num`` >= 1 and ``--interpolate`` 0 (off) or >= 2."""
+  if num < 1:
+    raise ConfigError(f'--num: expected >= 1, got {num}')
+  if steps < 0 or steps == 1:
+    raise ConfigError(f'--interpolate: expected 0 (off) or >= 2 steps, got '
+                      f'{steps}')
+
+
 def draw(model, *, num: int, seed: int = 0, label: int | None = None,
          ema: bool = True, steps: int = 0, how: str = 'slerp',
          batch_size: int = 500, progress=None):
   """``(x, z, labels)`` of ``num`` samples (``steps > 0``: ``num``
   interpolation rows ``[num, steps, ...]``) of a loaded model."""
   import jax  # pylint: disable=g-import-not-at-top
-  if num < 1:
-    raise ConfigError(f'--num: expected >= 1, got {num}')
-  if steps < 0 or steps == 1:
-    raise ConfigError(f'--interpolate: expected 0 (off) or >= 2 steps, got '
-                      f'{steps}')
+  _check_counts(num, steps)
   if label is not None and not model.num_classes:
     raise ConfigError(f'--class: {model.path} is an unconditional model')
   if label is not None and not 0 <= label < model.num_classes:
@@ -221,11 +226,7 @@ def run(*, run_path: str, out: str, num: int = 64, seed: int = 0,
     raise ConfigError(f'--ncols: expected >= 1, got {ncols}')
   if batch_size < 1:
     raise ConfigError(f'--batch_size: expected >= 1, got {batch_size}')
-  if num < 1:
-    raise ConfigError(f'--num: expected >= 1, got {num}')
-  if steps < 0 or steps == 1:
-    raise ConfigError(f'--interpolate: expected 0 (off) or >= 2 steps, got '
-                      f'{steps}')
+  _check_counts(num, steps)  # before anything loads
   try:
     model = trained.load(run_path, step=step)
   except FileNotFoundError as e:
