@@ -30,6 +30,7 @@ setuptools.setup(
         'matplotlib>=3.8',
         'pillow>=10.0',  # image folders (gan_stability.data.folder)
         'tensorboardX>=2.6.2',  # TensorBoard event files without TensorFlow
+        'filelock>=3.12',  # locks JAX's bounded compilation cache (experiments/entry.py)
     ],
     extras_require={
         # scikit-image: the independent SSIM/PSNR reference in the tests;

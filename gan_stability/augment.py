@@ -409,10 +409,25 @@ ADA_TRANSFORMS = {
 }
 
 
+# ADA's transforms in [2]'s order (geometric, then colour): the default of
+# ada_augment and of config.ada_transforms.
+ADA_DEFAULT_TRANSFORMS = 'xflip,rotate90,translate,brightness,contrast,saturation'
+
+
+def parse_ada_transforms(transforms: str | Sequence[str]) -> list[str]:
+  """``'xflip,rotate90'`` (or a sequence) -> names; ValueError naming an
+  unknown one."""
+  if isinstance(transforms, str):
+    transforms = [t.strip() for t in transforms.split(',') if t.strip()]
+  for name in transforms:
+    if name not in ADA_TRANSFORMS:
+      raise ValueError(f'ada_augment: unknown transform {name!r}; allowed: '
+                       f'{", ".join(ADA_TRANSFORMS)}')
+  return list(transforms)
+
+
 def ada_augment(x: Array, key: Array, p: Array | float, *,
-                transforms: Sequence[str] = ('xflip', 'rotate90', 'translate',
-                                             'brightness', 'contrast',
-                                             'saturation'),
+                transforms: str | Sequence[str] = ADA_DEFAULT_TRANSFORMS,
                 translate_ratio: float = 0.125,
                 brightness_std: float = 0.2,
                 contrast_std: float = 0.5,
@@ -441,12 +456,7 @@ def ada_augment(x: Array, key: Array, p: Array | float, *,
   Raises:
     ValueError: an unknown transform name, or ``x`` is not 4-D.
   """
-  if isinstance(transforms, str):
-    transforms = [t.strip() for t in transforms.split(',') if t.strip()]
-  for name in transforms:
-    if name not in ADA_TRANSFORMS:
-      raise ValueError(f'ada_augment: unknown transform {name!r}; allowed: '
-                       f'{", ".join(ADA_TRANSFORMS)}')
+  transforms = parse_ada_transforms(transforms)
   _check_images(x, 'ada_augment')
   if not transforms:
     return x

@@ -10,6 +10,7 @@ when complete, so an interrupted save never replaces a good checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import threading
@@ -19,6 +20,29 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from gan_stability.errors import ConfigError, writing
+
+
+def _saved_form(state):
+  """What is written of ``state``: a state dataclass naming
+  ``OPTIONAL_FIELDS`` (fields added in later releases, ``None`` when
+  unused) becomes the dict of its fields without those that are ``None``,
+  so a run that does not use them writes, and reads, exactly the
+  checkpoints of the releases before them. Anything else is written as is.
+  """
+  optional = getattr(state, 'OPTIONAL_FIELDS', ())
+  if not optional or not dataclasses.is_dataclass(state):
+    return state
+  return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
+          if not (f.name in optional and getattr(state, f.name) is None)}
+
+
+def _from_saved(template, restored):
+  """The inverse of :func:`_saved_form` (``template``'s class and its
+  ``None`` optional fields)."""
+  if restored is template or not isinstance(restored, dict) or (
+      not dataclasses.is_dataclass(template)):
+    return restored
+  return template.replace(**restored)
 
 
 class Checkpointer:
@@ -75,7 +99,8 @@ class Checkpointer:
     self._pending = step
     with self._writing():
       self._mngr.save(step, args=ocp.args.Composite(
-          state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+          state=ocp.args.StandardSave(_saved_form(state)),
+          meta=ocp.args.JsonSave(meta)))
 
   def _writing(self):
     """Failed writes of the latest save started become WriteFailed."""
@@ -90,7 +115,8 @@ class Checkpointer:
 
   def restore(self, step: int, target_state):
     """Restores ``(state, meta)``; ``target_state`` gives shapes and shardings."""
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct,
+                            _saved_form(target_state))
     try:
       out = self._mngr.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
@@ -100,7 +126,7 @@ class Checkpointer:
           f'{type(e).__name__}: {e}. It does not match the current config '
           f'(model shapes) or is damaged; use a new --workdir or delete it.'
       ) from e
-    return out.state, out.meta
+    return _from_saved(target_state, out.state), out.meta
 
   def restore_latest(self, target_state):
     """``(step, state, meta, skipped)`` from the newest checkpoint that

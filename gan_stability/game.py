@@ -370,3 +370,125 @@ def game_update(method: str, *, lr_g: LearningRate, lr_d: LearningRate,
     raise ValueError(f'game: unknown method {method!r}; allowed: '
                      f'{tuple(GAME_UPDATES)}')
   return GAME_UPDATES[method](lr_g=lr_g, lr_d=lr_d, **hparams)
+
+
+# ---------------------------------------------------------------------------
+# The same methods with any optax optimiser (the train step's form).
+# ---------------------------------------------------------------------------
+JOINT_METHODS = ('alternating', 'simultaneous', 'consensus', 'extragradient',
+                 'optimistic')
+
+
+class JointState(NamedTuple):
+  """State of :func:`joint_update`: the players' optax states and, for
+  ``optimistic``, each player's previous update ``Delta_{t-1}`` (``None``
+  for the other methods)."""
+  count: jax.Array
+  g_opt: optax.OptState
+  d_opt: optax.OptState
+  prev_g: PyTree = None
+  prev_d: PyTree = None
+
+
+class JointUpdate(NamedTuple):
+  """:func:`joint_update`'s pair of pure functions.
+
+  Attributes:
+    init: ``(g_params, d_params) -> JointState``.
+    step: ``(grad_fn, g_params, d_params, state) -> ((g_params, d_params),
+      state, aux, (g_updates, d_updates))`` with ``grad_fn(g, d) ->
+      ((u_g, u_d), aux)``; ``aux`` (metrics, new collections, anything) is
+      that of the evaluation at the current point ``(g, d)``.
+  """
+  init: Callable[[PyTree, PyTree], JointState]
+  step: Callable[..., Any]
+
+
+def _apply(params: PyTree, updates: PyTree) -> PyTree:
+  return optax.apply_updates(params, updates)
+
+
+def joint_update(method: str, g_opt: optax.GradientTransformation,
+                 d_opt: optax.GradientTransformation, *,
+                 gamma: float = 0.0) -> JointUpdate:
+  r"""The game update ``method`` with the players' own optax optimisers.
+
+  The methods above, with the descent step ``w - eta u`` replaced by the
+  optimiser's update ``w + Delta``, ``(Delta, s) = opt.update(u, s, w)`` (for
+  ``optax.sgd(eta)``, ``Delta = -eta u``: exactly the forms above; asserted
+  in ``tests/test_game.py``):
+
+  * ``simultaneous``: ``Delta`` of ``u(w)`` for both players;
+  * ``alternating``: D's update from ``u_D(g, d)``, then G's from
+    ``u_G(g, d_new)``;
+  * ``consensus``: the optimisers receive ``u + gamma J^T u`` (Mescheder et
+    al. used RMSProp on this direction);
+  * ``extragradient``: ``w' = w + Delta(u(w))`` with the optimiser's state
+    *not* advanced, then ``w <- w + Delta(u(w'))`` with it advanced (with
+    Adam this is an extra-Adam whose moments see only the second gradient;
+    Gidel et al.'s Extra-Adam updates them at both);
+  * ``optimistic``: ``w_{t+1} = w_t + 2 Delta_t - Delta_{t-1}``
+    (``Delta_{-1} := Delta_0``); with ``optax.adam`` this is Optimistic Adam
+    (Daskalakis et al. 2018, Algorithm 1, :func:`optimistic_adam`).
+
+  Args:
+    method: one of :data:`JOINT_METHODS`.
+    g_opt, d_opt: the generator's and the discriminator's optimisers.
+    gamma: ``consensus``' weight (ignored by the other methods).
+
+  Returns:
+    A :class:`JointUpdate`.
+  """
+  if method not in JOINT_METHODS:
+    raise ValueError(f'game: unknown method {method!r}; allowed: '
+                     f'{JOINT_METHODS}')
+  optimistic_ = method == 'optimistic'
+
+  def init(g_params, d_params):
+    zeros = lambda t: jax.tree.map(jnp.zeros_like, t) if optimistic_ else None
+    return JointState(count=_count0(), g_opt=g_opt.init(g_params),
+                      d_opt=d_opt.init(d_params), prev_g=zeros(g_params),
+                      prev_d=zeros(d_params))
+
+  def step(grad_fn, g_params, d_params, state):
+    g_s, d_s = state.g_opt, state.d_opt
+    prev_g = prev_d = None
+    if method == 'alternating':
+      (_, u_d), aux = grad_fn(g_params, d_params)
+      d_up, d_s = d_opt.update(u_d, d_s, d_params)
+      d_params = _apply(d_params, d_up)
+      (u_g, _), _ = grad_fn(g_params, d_params)
+      g_up, g_s = g_opt.update(u_g, g_s, g_params)
+      g_params = _apply(g_params, g_up)
+    elif method == 'extragradient':
+      (u_g, u_d), aux = grad_fn(g_params, d_params)
+      g_half = _apply(g_params, g_opt.update(u_g, g_s, g_params)[0])
+      d_half = _apply(d_params, d_opt.update(u_d, d_s, d_params)[0])
+      (u_g, u_d), _ = grad_fn(g_half, d_half)
+      g_up, g_s = g_opt.update(u_g, g_s, g_params)
+      d_up, d_s = d_opt.update(u_d, d_s, d_params)
+      g_params, d_params = _apply(g_params, g_up), _apply(d_params, d_up)
+    else:
+      if method == 'consensus':
+        (u_g, u_d), vjp, aux = jax.vjp(grad_fn, g_params, d_params,
+                                       has_aux=True)
+        reg_g, reg_d = vjp((u_g, u_d))
+        u_g = jax.tree.map(lambda a, b: a + gamma * b, u_g, reg_g)
+        u_d = jax.tree.map(lambda a, b: a + gamma * b, u_d, reg_d)
+      else:
+        (u_g, u_d), aux = grad_fn(g_params, d_params)
+      g_up, g_s = g_opt.update(u_g, g_s, g_params)
+      d_up, d_s = d_opt.update(u_d, d_s, d_params)
+      if optimistic_:
+        first = state.count == 0
+        prev_g, prev_d = g_up, d_up
+        g_up, d_up = (jax.tree.map(
+            lambda c, q: 2 * c - jnp.where(first, c, q), up, prev)
+                      for up, prev in ((g_up, state.prev_g),
+                                       (d_up, state.prev_d)))
+      g_params, d_params = _apply(g_params, g_up), _apply(d_params, d_up)
+    new_state = JointState(count=state.count + 1, g_opt=g_s, d_opt=d_s,
+                           prev_g=prev_g, prev_d=prev_d)
+    return (g_params, d_params), new_state, aux, (g_up, d_up)
+
+  return JointUpdate(init, step)

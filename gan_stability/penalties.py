@@ -119,6 +119,14 @@ class Penalty:
   params: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
+# The stabilising regularisers of gan_stability.regularizers (one
+# implementation, two import paths): D-side terms added to D's loss like the
+# penalties above.
+dragan = regularizers.dragan_penalty
+consistency = regularizers.consistency
+balanced_consistency = regularizers.balanced_consistency
+lecam = regularizers.lecam
+
 NONE = 'none'
 
 # The registry of penalties, as selected by ``config.penalty`` (with

@@ -481,3 +481,40 @@ def test_bad_method_and_hparams():
     game.game_update('consensus', lr_g=0.1, lr_d=0.1)  # gamma is required
   with pytest.raises(TypeError):
     game.game_update('simultaneous', lr_g=0.1, lr_d=0.1, gamma=1.0)
+
+
+def _run_joint(update, steps=5):
+  g, d = _init_params()
+  state = update.init(g, d)
+  with_aux = lambda g, d: (nested_grad_fn(g, d), jnp.float32(1.0))
+  step = jax.jit(functools.partial(update.step, with_aux))
+  out = []
+  for _ in range(steps):
+    (g, d), state, aux, _ = step(g, d, state)
+    assert float(aux) == 1.0
+    out.append((g, d))
+  return out, state
+
+
+@pytest.mark.parametrize('method', game.JOINT_METHODS)
+def test_joint_update_with_sgd_is_the_plain_method(method):
+  # The train step's form (any optax optimiser) with optax.sgd(eta) is the
+  # textbook form w - eta (...) above, step for step.
+  hp = {'gamma': 0.3} if method == 'consensus' else {}
+  joint, _ = _run_joint(game.joint_update(method, optax.sgd(LR_G),
+                                          optax.sgd(LR_D), **hp))
+  plain, _ = _run(game.game_update(method, lr_g=LR_G, lr_d=LR_D, **hp))
+  _assert_trees_close(joint, plain, rtol=1e-5, atol=1e-6)
+
+
+def test_joint_optimistic_with_adam_is_optimistic_adam():
+  joint, _ = _run_joint(game.joint_update(
+      'optimistic', optax.adam(LR_G, b1=0.5, b2=0.9),
+      optax.adam(LR_D, b1=0.5, b2=0.9)))
+  plain, _ = _run(game.optimistic_adam(lr_g=LR_G, lr_d=LR_D, b1=0.5, b2=0.9))
+  _assert_trees_close(joint, plain, rtol=1e-5, atol=1e-6)
+
+
+def test_joint_update_bad_method():
+  with pytest.raises(ValueError, match="'optimistic_adam'.*allowed"):
+    game.joint_update('optimistic_adam', optax.sgd(0.1), optax.sgd(0.1))

@@ -719,3 +719,11 @@ def test_all_regularizers_jit_equals_eager():
   np.testing.assert_allclose(jitted, eager, rtol=1e-5, atol=1e-6)
   assert np.all(np.isfinite(eager))
   assert eager[-1] > 0 and eager[-2] > 0  # step 4: the lazy terms are on
+
+
+def test_penalties_module_names_the_same_functions():
+  from gan_stability import penalties
+  assert penalties.dragan is reg.dragan_penalty
+  assert penalties.consistency is reg.consistency
+  assert penalties.balanced_consistency is reg.balanced_consistency
+  assert penalties.lecam is reg.lecam

@@ -1,6 +1,6 @@
 """The stabilisers as config fields of the GAN train step (issue #25):
-augment (DiffAugment), instance noise, one-sided label smoothing, DRAGAN,
-lazy regularisation, CR / bCR / zCR.
+augment (DiffAugment, ADA), instance noise, one-sided label smoothing,
+DRAGAN, lazy regularisation, CR / bCR / zCR, LeCam, and the game updates.
 
 Each is checked at the first D update of one train step, where D still has
 its initial parameters: the step's metric must equal the quantity
@@ -228,6 +228,111 @@ def test_zcr_terms():
                              off['g_consistency'][0], rtol=1e-4, atol=1e-7)
 
 
+def test_ada_augments_at_p_and_adjusts_p_every_interval(idx_dir):
+  # interval 2: p is unchanged by D update 0 and adjusted after update 1 by
+  # ada_update on the mean of the two updates' r_t; kimg sets the step to
+  # batch * 2 / (kimg * 1000) = 0.1.
+  c = _image(idx_dir, augment='ada', ada_p=0.5, ada_interval=2,
+             ada_transforms='xflip,brightness')
+  batch_size = c.batch_size
+  c.ada_kimg = batch_size * 2 / 100.0
+  m, task, state, batch, after = _run(c, steps=2, new_state=True)
+  key, k_z, _ = _first_update_keys()
+  aug = lambda x, side: augment.ada_augment(
+      x, jax.random.fold_in(jax.random.fold_in(key, gan.AUGMENT_STREAM),
+                            side), 0.5, transforms='xflip,brightness')
+  d = _d(task, state)
+  real = batch['x'][0, 0]
+  real_logits = d(aug(real, 0))
+  np.testing.assert_allclose(m['d_real'][0], np.mean(real_logits),
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(m['ada_rt'][0], augment.ada_rt(real_logits),
+                             atol=1e-6)
+  fake, _ = _fake(task, state, k_z, real.shape[0])
+  np.testing.assert_allclose(m['d_fake'][0], np.mean(d(aug(fake, 1))),
+                             rtol=1e-5, atol=1e-6)
+  want = augment.ada_update(0.5, np.mean(m['ada_rt']), target=0.6,
+                            batch_size=batch_size, interval=2,
+                            kimg=c.ada_kimg)
+  np.testing.assert_allclose(m['ada_p'], [0.5, want], atol=1e-7)
+  assert abs(float(want) - 0.5) == pytest.approx(0.1)
+  np.testing.assert_allclose(after.stabilisers['ada_p'], want, atol=1e-7)
+  assert float(after.stabilisers['ada_signs']) == 0.0
+
+
+def test_lecam_term_and_its_anchors():
+  m, task, state, batch, after = _run(_mog(lecam_weight=0.3,
+                                           lecam_decay=0.9), steps=2,
+                                      new_state=True)
+  key, k_z, _ = _first_update_keys()
+  d = _d(task, state)
+  real = batch['x'][0, 0]
+  fake, _ = _fake(task, state, k_z, real.shape[0])
+  r, f = d(real), d(fake)
+  # Anchors start at 0 and include this update's means (decay 0.9).
+  want = 0.3 * regularizers.lecam(r, f, 0.1 * np.mean(r), 0.1 * np.mean(f))
+  np.testing.assert_allclose(m['lecam'][0], want, rtol=1e-5, atol=1e-8)
+  np.testing.assert_allclose(
+      after.stabilisers['lecam_real'],
+      0.9 * 0.1 * m['d_real'][0] + 0.1 * m['d_real'][1], rtol=1e-5)
+  np.testing.assert_allclose(
+      after.stabilisers['lecam_fake'],
+      0.9 * 0.1 * m['d_fake'][0] + 0.1 * m['d_fake'][1], rtol=1e-5)
+
+
+def test_simultaneous_game_steps_both_players_from_the_same_point():
+  # SGD: (g, d) <- (g, d) - lr (dL_G/dg, dL_D/dd), both at the initial
+  # parameters, on the D update's real batch and latents.
+  c = _mog(game='simultaneous')
+  c.optimizer.update(name='sgd', b1=0.0, g_lr=0.05, d_lr=0.1)
+  m, task, state, batch, after = _run(c, new_state=True)
+  from gan_stability import losses
+  d_loss, g_loss = losses.get_losses(c.loss)
+  _, k_z, _ = _first_update_keys()
+  real = batch['x'][0, 0]
+  z = jax.random.normal(k_z, (real.shape[0], c.model.z_dim), jnp.float32)
+  G = lambda g: task.generator.apply({'params': g}, z, train=True)
+  D = lambda d, x: task.discriminator.apply(
+      {'params': d, **state.d_collections}, x, update_stats=False,
+      train=True)
+  u_d = jax.grad(lambda d: d_loss(D(d, real), D(d, G(state.g_params))))(
+      state.d_params)
+  u_g = jax.grad(lambda g: g_loss(D(state.d_params, G(g))))(state.g_params)
+  for new, old, u, lr in ((after.g_params, state.g_params, u_g, 0.05),
+                          (after.d_params, state.d_params, u_d, 0.1)):
+    jax.tree.map(lambda a, b, g: np.testing.assert_allclose(
+        a, b - lr * g, rtol=1e-5, atol=1e-6), new, old, u)
+  alternating, *_ = _run(_mog())
+  assert not np.isclose(m['g_d_fake'][0], alternating['g_d_fake'][0])
+
+
+def test_new_stabilisers_resume_exactly(tmp_path):
+  def config(steps):
+    c = _mog(lecam_weight=0.3, game='optimistic')
+    c.update(num_steps=steps, write_tensorboard=False, eval_samples=64,
+             log_every=1, eval_every=1, checkpoint_every=1)
+    return c
+  whole = tasks.train_and_evaluate(config(3), str(tmp_path / 'whole'))
+  tasks.train_and_evaluate(config(1), str(tmp_path / 'split'))
+  again = tasks.train_and_evaluate(config(3), str(tmp_path / 'split'))
+  assert again == whole
+
+
+def test_ada_resumes_exactly(idx_dir, tmp_path):
+  def config(steps):
+    c = _image(idx_dir, augment='ada', ada_p=0.5, ada_interval=1,
+               ada_kimg=0.01, ada_transforms='xflip,translate')
+    c.update(num_steps=steps, write_tensorboard=False, write_samples=False,
+             log_every=1, eval_every=steps, checkpoint_every=1)
+    c.eval.metrics = ''
+    return c
+  whole = tasks.train_and_evaluate(config(3), str(tmp_path / 'whole'))
+  tasks.train_and_evaluate(config(1), str(tmp_path / 'split'))
+  again = tasks.train_and_evaluate(config(3), str(tmp_path / 'split'))
+  assert again == whole
+  assert whole['ada_p'] != 0.5  # p moved
+
+
 def _fake_at(task, state, z):
   return task.generator.apply({'params': state.g_params,
                                **state.g_collections}, z, train=True,
@@ -264,6 +369,12 @@ def test_stabilisers_resume_exactly(tmp_path):
     (dict(consistency='zcr', cr_weight_fake=1.0), 'config.cr_weight_fake'),
     (dict(zcr_sigma=0.1), 'config.zcr_sigma'),
     (dict(penalty='r1', penalty_weight=1.0, dragan_c=0.2), 'config.dragan_c'),
+    (dict(augment='ada'), 'config.augment'),
+    (dict(ada_target=0.5), 'config.ada_target'),
+    (dict(lecam_decay=0.9), 'config.lecam_decay'),
+    (dict(game='extragradient', n_critic=2), 'config.n_critic'),
+    (dict(game='optimistic', consensus_gamma=1.0), 'config.consensus_gamma'),
+    (dict(game='adam'), 'config.game'),
 ])
 def test_bad_combinations_name_the_field(change, field):
   c = _mog(**change)
@@ -275,7 +386,9 @@ STABILISER_FIELDS = ('augment', 'augment_policy', 'instance_noise',
                      'instance_noise_steps', 'label_smoothing',
                      'penalty_every', 'dragan_c', 'consistency',
                      'cr_weight_real', 'cr_weight_fake', 'zcr_sigma',
-                     'zcr_weight_d', 'zcr_weight_g')
+                     'zcr_weight_d', 'zcr_weight_g', 'ada_transforms', 'ada_p',
+                     'ada_target', 'ada_interval', 'ada_kimg', 'lecam_weight',
+                     'lecam_decay', 'game', 'consensus_gamma')
 
 
 def test_old_configs_read_the_stabilisers_as_off():
@@ -289,3 +402,10 @@ def test_old_configs_read_the_stabilisers_as_off():
                                                       'none')
   import ml_collections
   config_lib.validate(ml_collections.ConfigDict(up), num_devices=1)
+
+
+def test_ada_with_a_packed_discriminator_is_refused(idx_dir):
+  c = _image(idx_dir, augment='ada')
+  c.model.packing = 2
+  with pytest.raises(ConfigError, match=r"^config\.augment: 'ada'.*packing=2"):
+    config_lib.validate(c, num_devices=1)

@@ -124,6 +124,55 @@ def test_bad_spec_names_the_axis(axes, match):
     sw.expand(sw.Sweep(base=SMOKE, axes=axes))
 
 
+def test_cases_axis_sets_several_fields_per_labelled_point():
+  stabiliser = sw.cases('stabiliser', {
+      'baseline': {},
+      'r1': {'penalty': 'r1', 'penalty_weight': 0.1},
+      'noise': {'instance_noise': 0.1, 'instance_noise_steps': 2}})
+  sweep = sw.Sweep(base=SMOKE, axes=sw.product(
+      sw.zip(stabiliser, sw.axis('model.d_hidden', [8, 16, 32])),
+      sw.axis('seed', [0, 1])), seeds_in_one_program=True)
+  points = sw.expand(sweep)
+  assert [p.name for p in points[:3]] == [
+      'stabiliser=baseline,model.d_hidden=8,seed=0',
+      'stabiliser=baseline,model.d_hidden=8,seed=1',
+      'stabiliser=r1,model.d_hidden=16,seed=0']
+  assert points[2].group == 'stabiliser=r1,model.d_hidden=16'
+  assert points[2].values == {'stabiliser': 'r1', 'model.d_hidden': 16,
+                              'seed': 0}
+  assert sweep.axes.fields() == ['stabiliser', 'model.d_hidden', 'seed']
+  got = [(p.config.penalty, p.config.penalty_weight, p.config.instance_noise,
+          p.config.instance_noise_steps) for p in points[::2]]
+  assert got == [('none', 0.0, 0.0, 0), ('r1', 0.1, 0.0, 0),
+                 ('none', 0.0, 0.1, 2)]  # the rest: the base config's
+  assert len(sw.units(sweep, points)) == 3
+  # Errors name the cases and the case.
+  bad = [
+      (sw.cases('stabiliser', {'a': {'penalty': 'r1', 'penalty_weight': -1}}),
+       r"sweep cases 'stabiliser' case 'a' \(point stabiliser=a\): "
+       r'config\.penalty_weight: -1\.0 must be >= 0'),
+      (sw.cases('stabiliser', {'a': {'penalty': 'r1'}}),
+       r"sweep axes \['stabiliser'\] \(point stabiliser=a\): "
+       r'config\.penalty_weight: must be > 0 .*comes from the base config: '
+       'set it with an axis, a zip, a case or an override'),
+      (sw.cases('s', {'a': {'instance_nois': 0.1}}),
+       r"sweep cases 's': config has no field 'instance_nois'"),
+      (sw.product(sw.cases('s', {'a': {'loss': 'hinge'}}),
+                  sw.axis('loss', ['hinge'])),
+       r"sweep cases 's': field 'loss' is also an axis"),
+      (sw.cases('loss', {'a': {}}), r"sweep cases 'loss': the name is a "
+       'config field'),
+  ]
+  for axes, match in bad:
+    with pytest.raises(sw.SweepError, match=match):
+      sw.expand(sw.Sweep(base=SMOKE, axes=axes))
+  for args, match in ((('seed', {'a': {}}), 'reserved'),
+                      (('s', {'a': {'seed': 1}}), "sets 'seed'"),
+                      (('s', {}), 'no cases')):
+    with pytest.raises(sw.SweepError, match=match):
+      sw.cases(*args)
+
+
 def test_bad_spec_fails_on_the_command_line_before_compiling(tmp_path):
   spec_file = tmp_path / 'bad.py'
   spec_file.write_text(

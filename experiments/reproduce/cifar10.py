@@ -605,8 +605,6 @@ def main(argv):
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
-  common.setup_compilation_cache(FLAGS.compilation_cache, FLAGS.workdir,
-                                 FLAGS.quick)
   try:
     run(FLAGS.workdir, data_dir=FLAGS.data_dir, archs=tuple(FLAGS.archs),
         recipes=tuple(FLAGS.recipes), seeds=FLAGS.seeds,

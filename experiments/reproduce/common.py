@@ -1,5 +1,5 @@
-"""What the reproduction scripts share: running their sweep, the XLA
-compilation cache, reading a run's records, and writing tables.
+"""What the reproduction scripts share: running their sweep, reading a
+run's records, and writing tables.
 
 Each script under ``experiments/reproduce/`` is a sweep spec (its
 ``get_sweep(arg)`` is what the sweep workers import) plus a driver that
@@ -17,31 +17,6 @@ import time
 import numpy as np
 
 from gan_stability.sweep import spec as sw
-
-
-def enable_compilation_cache(directory: str) -> None:
-  """A persistent XLA compilation cache in ``directory``, for this process
-  and the sweep workers (they inherit the environment). Runs that differ
-  only in their seed compile the same programs, so every seed after the
-  first loads them instead of compiling (a cached executable is the same
-  program: results are unchanged). Call before anything is compiled."""
-  import jax  # pylint: disable=g-import-not-at-top
-  directory = os.path.abspath(directory)
-  os.makedirs(directory, exist_ok=True)
-  os.environ['JAX_COMPILATION_CACHE_DIR'] = directory
-  os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
-  jax.config.update('jax_compilation_cache_dir', directory)
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
-
-
-def setup_compilation_cache(flag_value: str, workdir: str, quick: bool) -> None:
-  """The ``--compilation_cache`` flag of the scripts: a directory, or
-  ``'off'``; empty means ``$JAX_COMPILATION_CACHE_DIR`` when set, else
-  ``WORKDIR/compilation_cache`` with ``--quick`` and none otherwise."""
-  cache = flag_value or os.environ.get('JAX_COMPILATION_CACHE_DIR') or (
-      os.path.join(workdir, 'compilation_cache') if quick else 'off')
-  if cache != 'off':
-    enable_compilation_cache(cache)
 
 
 def run_sweep(spec: str, arg: str, workdir: str, sweep: sw.Sweep, *,
@@ -129,10 +104,10 @@ def write_outputs(out: str, stem: str, text: str, rows: list[dict],
   print(f'wrote {out}/{stem}.md, {stem}.csv, summary.csv', flush=True)
 
 
-def define_sweep_flags(flag_values, *, workdir: str,
-                       compilation_cache: bool = True) -> None:
+def define_sweep_flags(flag_values, *, workdir: str) -> None:
   """The flags every reproduction script has: ``--workdir``,
-  ``--parallel``, ``--out`` and (optionally) ``--compilation_cache``."""
+  ``--parallel``, ``--out`` (the compilation cache is every CLI's
+  ``--compile_cache``, experiments/entry.py)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   flags.DEFINE_string('workdir', workdir, 'Directory of the sweep.',
                       flag_values=flag_values)
@@ -140,9 +115,4 @@ def define_sweep_flags(flag_values, *, workdir: str,
                        flag_values=flag_values)
   flags.DEFINE_string('out', '', 'Output directory (default: --workdir).',
                       flag_values=flag_values)
-  if compilation_cache:
-    flags.DEFINE_string(
-        'compilation_cache', '', 'Persistent XLA compilation cache directory; '
-        'default: $JAX_COMPILATION_CACHE_DIR when set, else '
-        "WORKDIR/compilation_cache with --quick and none otherwise; 'off' "
-        'disables it.', flag_values=flag_values)
+

@@ -138,15 +138,21 @@ def run(outdir: str, *, quick: bool = False, steps: int | None = None,
     panels.append((label, method, hp, trajs))
 
   table = markdown_table(rows, steps=steps, lr=lr)
+  games = game_rows(steps=min(steps * 4, GAME_STEPS))
+  table += '\n' + game_table(games)
   with open(os.path.join(outdir, 'dirac.md'), 'w') as f:
     f.write(table)
+  with open(os.path.join(outdir, 'dirac_games.csv'), 'w', newline='') as f:
+    writer = csv.DictWriter(f, fieldnames=list(games[0]))
+    writer.writeheader()
+    writer.writerows(games)
   with open(os.path.join(outdir, 'dirac.csv'), 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
   plot_phase_portraits(os.path.join(outdir, 'dirac.png'), panels)
   print(table, flush=True)
-  print(f'wrote {outdir}/dirac.md, dirac.csv, dirac.png '
+  print(f'wrote {outdir}/dirac.md, dirac.csv, dirac_games.csv, dirac.png '
         f'({time.time() - start:.1f} s)', flush=True)
   return rows
 
@@ -194,6 +200,211 @@ def markdown_table(rows: list[dict], *, steps: int, lr: float) -> str:
       'r1_critical is γ = 2|f′(0)| = 1, where the eigenvalues are real and '
       'equal.',
   ]
+  return '\n'.join(lines) + '\n'
+
+
+# ---------------------------------------------------------------------------
+# The game updates through the library's real train step.
+# ---------------------------------------------------------------------------
+# (method, consensus gamma, converges?) of the train-step table: the game
+# updates of gan_stability.game.joint_update as config.game, with SGD.
+GAME_RUNS = (('simultaneous', None, False), ('alternating', None, False),
+             ('consensus', 1.0, True), ('extragradient', None, True),
+             ('optimistic', None, True))
+GAME_LR, GAME_STEPS = 0.3, 2000
+
+
+def dirac_modules():
+  """The Dirac-GAN as Flax modules of the train step's interface: G has one
+  parameter ``theta`` and puts all its mass there, ``G(z) = theta`` for every
+  ``z``; ``D(x) = psi x``. Both start at 0 (the step's linearisation is taken
+  there; trajectories set their own start)."""
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  class DiracG(nn.Module):
+
+    @nn.compact
+    def __call__(self, z, *, train=False):
+      del train
+      theta = self.param('theta', nn.initializers.zeros, ())
+      return jnp.broadcast_to(theta, (z.shape[0], 1))
+
+  class DiracD(nn.Module):
+
+    @nn.compact
+    def __call__(self, x, *, update_stats=False, train=False):
+      del update_stats, train
+      return self.param('psi', nn.initializers.zeros, ()) * x[:, 0]
+
+  return DiracG(), DiracD()
+
+
+def game_config(method: str, *, lr: float = GAME_LR,
+                gamma: float | None = None):
+  """A validated GAN config of the Dirac-GAN: the non-saturating loss (the
+  GAN's Jacobian at the equilibrium, ``f'(0) = 1/2``), no penalty, SGD with
+  rate ``lr`` for both players, ``n_critic = 1``, ``config.game = method``."""
+  from experiments.configs import mog  # pylint: disable=g-import-not-at-top
+  from gan_stability import config as config_lib  # pylint: disable=g-import-not-at-top
+  c = mog.get_config('nonsaturating')
+  c.update(game=method, n_critic=1, batch_size=1)
+  c.model.z_dim = 1
+  c.optimizer.update(name='sgd', b1=0.0, g_lr=lr, d_lr=lr)
+  if gamma is not None:
+    c.consensus_gamma = gamma
+  config_lib.validate(c, num_devices=1)
+  return c
+
+
+def game_step_map(method: str, *, lr: float = GAME_LR,
+                  gamma: float | None = None):
+  """``(f, dim)``: ``f(s) -> s'`` is one call of the library's train step
+  (``gan_stability.train.gan.make_train_step``) on the Dirac-GAN, on the
+  flat state ``s = (theta, psi)``, for ``optimistic`` ``(theta, psi,
+  Delta_theta, Delta_psi)`` with the previous updates (not the first step)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from gan_stability.train import gan  # pylint: disable=g-import-not-at-top
+
+  config = game_config(method, lr=lr, gamma=gamma)
+  g_mod, d_mod = dirac_modules()
+  template = gan.init_state(config, g_mod, d_mod, jax.random.key(0), (1,))
+  step = gan.make_train_step(config, g_mod, d_mod)
+  batch = {'x': jnp.zeros((1, 1, 1), jnp.float32)}
+  key = jax.random.key(0)
+  optimistic = method == 'optimistic'
+
+  def f(s):
+    state = template.replace(
+        step=jnp.int32(1 if optimistic else 0),
+        g_params={'theta': s[0]}, d_params={'psi': s[1]},
+        game_state=({'prev_g': {'theta': s[2]}, 'prev_d': {'psi': s[3]}}
+                    if optimistic else None))
+    new, _ = step(state, batch, key)
+    out = [new.g_params['theta'], new.d_params['psi']]
+    if optimistic:
+      out += [new.game_state['prev_g']['theta'],
+              new.game_state['prev_d']['psi']]
+    return jnp.stack(out)
+
+  return f, 4 if optimistic else 2
+
+
+def analytic_game_eigenvalues(method: str, *, lr: float = GAME_LR,
+                              gamma: float | None = None,
+                              a: float = 0.5) -> np.ndarray:
+  """Eigenvalues of the linearised step at the equilibrium, in closed form
+  (``u = A w``, ``A`` with eigenvalues ``+- i a``, ``a = f'(0)``; see
+  :mod:`gan_stability.game`): simultaneous ``1 +- i h a``; alternating the
+  roots of ``l^2 - (2 - h^2 a^2) l + 1``; consensus
+  ``1 - gamma h a^2 +- i h a``; extragradient ``1 - h^2 a^2 +- i h a``;
+  optimistic, for ``mu = +- i a``, the roots of
+  ``l^2 - (1 - 2 h mu) l - h mu``."""
+  h = lr
+  if method == 'simultaneous':
+    e = [1 + 1j * h * a, 1 - 1j * h * a]
+  elif method == 'alternating':
+    e = np.roots([1, -(2 - h * h * a * a), 1])
+  elif method == 'consensus':
+    e = [1 - gamma * h * a * a + 1j * h * a, 1 - gamma * h * a * a - 1j * h * a]
+  elif method == 'extragradient':
+    e = [1 - h * h * a * a + 1j * h * a, 1 - h * h * a * a - 1j * h * a]
+  elif method == 'optimistic':
+    e = np.concatenate([np.roots([1, -(1 - 2 * h * mu), -h * mu])
+                        for mu in (1j * a, -1j * a)])
+  else:
+    raise ValueError(f'unknown method {method!r}')
+  return np.asarray(e, np.complex128)
+
+
+def _sorted(e):
+  e = np.asarray(e, np.complex128)
+  return e[np.lexsort((np.round(e.imag, 9), np.round(e.real, 9)))]
+
+
+def game_rows(*, lr: float = GAME_LR, steps: int = GAME_STEPS) -> list[dict]:
+  """One row per method of :data:`GAME_RUNS`: ``steps`` train steps from
+  ``(theta, psi) = (1, 1)`` (one compiled ``lax.scan`` of the step), the
+  final norm, and the eigenvalues of ``jax.jacfwd`` of the step at the
+  equilibrium against :func:`analytic_game_eigenvalues`."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  rows = []
+  for method, gamma, expected in GAME_RUNS:
+    f, dim = game_step_map(method, lr=lr, gamma=gamma)
+    jac = np.asarray(jax.jacfwd(f)(jnp.zeros(dim, jnp.float32)), np.float64)
+    got = _sorted(np.linalg.eigvals(jac))
+    want = _sorted(analytic_game_eigenvalues(method, lr=lr, gamma=gamma))
+    # The optimistic start: no previous update (the first step is a GD
+    # step), expressed as Delta_{-1} = the first step's own update.
+    s0 = jnp.asarray([1.0, 1.0] + ([0.0, 0.0] if dim == 4 else []))
+    if dim == 4:
+      first, _ = game_step_map('simultaneous', lr=lr)
+      s1 = first(s0[:2])
+      s0 = jnp.concatenate([s1, s1 - s0[:2]])
+      n = steps - 1
+    else:
+      n = steps
+    final = jax.jit(lambda s: jax.lax.fori_loop(0, n, lambda _, x: f(x),
+                                                s))(s0)
+    norm = float(jnp.linalg.norm(final[:2]))
+    rows.append({
+        'method': method,
+        'setting': '—' if gamma is None else f'γ={gamma:g}',
+        'lr': lr, 'steps': steps, 'final_norm': norm,
+        'converged': norm < 1e-2, 'expected': expected,
+        'spectral_radius': float(np.abs(got).max()),
+        'eig_step_jacfwd': format_eigs_all(got),
+        'eig_step_analytic': format_eigs_all(want),
+        'eig_max_abs_error': float(np.abs(got - want).max()),
+    })
+  return rows
+
+
+def format_eigs_all(eigs) -> str:
+  """Every eigenvalue, conjugate pairs as ``a ± bi`` (4 significant
+  digits)."""
+  e = list(np.asarray(eigs, np.complex128))
+  g = lambda x: f'{x:.4g}'.replace('-', '−')
+  out = []
+  while e:
+    x = e.pop(0)
+    mate = next((i for i, y in enumerate(e) if abs(y - np.conj(x)) < 1e-6
+                 and abs(x.imag) > 1e-9), None)
+    if mate is not None:
+      e.pop(mate)
+      out.append(f'{g(x.real)} ± {g(abs(x.imag))}i')
+    else:
+      out.append(g(x.real) if abs(x.imag) < 1e-9 else
+                 f'{g(x.real)} {"+" if x.imag > 0 else "−"} '
+                 f'{g(abs(x.imag))}i')
+  return ', '.join(out)
+
+
+def game_table(rows: list[dict]) -> str:
+  yn = lambda b: 'yes' if b else 'no'
+  r0 = rows[0]
+  lines = [
+      f'Game updates through the real train step '
+      f'(`gan_stability.train.gan.make_train_step`, `config.game`), '
+      f'Dirac-GAN as Flax modules, non-saturating loss, SGD h = '
+      f'{r0["lr"]:g}, {r0["steps"]} steps from (θ, ψ) = (1, 1). '
+      f'Eigenvalues: of `jax.jacfwd` of one train step at (0, 0) (optimistic: '
+      f'on the state (θ, ψ, Δθ, Δψ)) and in closed form '
+      f'(`analytic_game_eigenvalues`); ρ = spectral radius.',
+      '',
+      '| game | setting | ‖z_N‖ | converges | expected | ρ | eig. of the '
+      'step (jacfwd) | eig. analytic | max error |',
+      '|---|---|---|---|---|---|---|---|---|',
+  ]
+  for r in rows:
+    lines.append(
+        f"| {r['method']} | {r['setting']} | {r['final_norm']:.3g} "
+        f"| {yn(r['converged'])} | {yn(r['expected'])} "
+        f"| {r['spectral_radius']:.5g} | {r['eig_step_jacfwd']} "
+        f"| {r['eig_step_analytic']} | {r['eig_max_abs_error']:.1e} |")
   return '\n'.join(lines) + '\n'
 
 

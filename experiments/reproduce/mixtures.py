@@ -320,8 +320,7 @@ def parse_seeds(items, archs) -> dict:
 def define_flags(flag_values=FLAGS):
   """Command-line flags (defined only when run as a script: the sweep
   workers import this file for :func:`get_sweep`)."""
-  common.define_sweep_flags(flag_values, workdir='/tmp/gan_stability_mixtures',
-                            compilation_cache=False)
+  common.define_sweep_flags(flag_values, workdir='/tmp/gan_stability_mixtures')
   flags.DEFINE_list('archs', ['ours', 'pacgan'],
                     f'Architectures, of {sorted(ARCHS)}.', flag_values=flag_values)
   flags.DEFINE_list('seeds', ['10'], 'Seeds per row: N for every '

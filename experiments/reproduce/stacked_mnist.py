@@ -449,8 +449,6 @@ def main(argv):
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
-  common.setup_compilation_cache(FLAGS.compilation_cache, FLAGS.workdir,
-                                 FLAGS.quick)
   run(FLAGS.workdir, data_dir=FLAGS.data_dir,
       capacities=tuple(FLAGS.capacities), seeds=FLAGS.seeds,
       num_steps=FLAGS.num_steps, eval_samples=FLAGS.eval_samples,

@@ -28,6 +28,7 @@ from gan_stability.config.schema import (FAMILIES, Field, defaults, family,
                                          schema_for)
 from gan_stability.errors import ConfigError
 from gan_stability.eval import registry as metric_registry
+from gan_stability.models import layers as model_layers
 
 __all__ = ['ConfigError', 'FAMILIES', 'Field', 'defaults', 'diff', 'family',
            'flatten', 'resume_changes', 'schema', 'schema_for', 'upgrade',
@@ -249,10 +250,22 @@ def validate(config, *, num_devices: int | None = None) -> None:
                       'model.spectral_norm are both Lipschitz constraints; '
                       'use one')
   _check_stabilisers(c, penalty)
+  _check_compute_dtype(c)
   _check_dispatch(c)
   if c.ema_start > c.num_steps:
     raise ConfigError(f'config.ema_start: {c.ema_start} is after '
                       f'num_steps={c.num_steps}')
+
+
+def _check_compute_dtype(c) -> None:
+  """``model.compute_dtype`` (its allowed values are the schema's) against
+  ``model.conv_impl``: the custom float32 CPU convolutions cannot be forced
+  in bfloat16 (``'auto'`` steps aside to XLA's convolutions)."""
+  dtype = model_layers.COMPUTE_DTYPES[c.model.compute_dtype]
+  try:
+    model_layers.check_conv_impl(c.model.get('conv_impl', 'auto'), dtype)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
 
 
 def _check_stabilisers(c, penalty) -> None:
@@ -275,27 +288,44 @@ def _check_stabilisers(c, penalty) -> None:
     raise ConfigError(f'config.penalty_every: {c.penalty_every} makes a '
                       f'penalty lazy, but config.penalty is '
                       f'{penalties.NONE!r}')
+  if c.augment == 'ada' and c.model.packing > 1:
+    raise ConfigError(f"config.augment: 'ada' adjusts p from the sign of D's "
+                      f'output per real example, but config.model.packing='
+                      f'{c.model.packing} gives one output per '
+                      f'{c.model.packing} examples; use packing=1 or '
+                      "augment='diffaugment'")
+  if c.game != 'alternating' and c.n_critic != 1:
+    raise ConfigError(f'config.n_critic: {c.n_critic} D updates per step, but '
+                      f'config.game={c.game!r} updates both players together '
+                      "once per step; use n_critic=1 or game='alternating'")
   # A stabiliser's own fields stay at their defaults while it is off (as
   # penalty_weight without a penalty): a set value would be ignored.
+  diffaug = c.augment == 'diffaugment' or c.consistency in ('cr', 'bcr')
+  ada = c.augment == 'ada'
   used = {
-      'instance_noise_steps': c.instance_noise > 0,
-      'augment_policy': (c.augment != 'none' or
-                         c.consistency in ('cr', 'bcr')),
-      'cr_weight_real': c.consistency in ('cr', 'bcr'),
-      'cr_weight_fake': c.consistency == 'bcr',
-      'zcr_sigma': c.consistency == 'zcr',
-      'zcr_weight_d': c.consistency == 'zcr',
-      'zcr_weight_g': c.consistency == 'zcr',
-      'dragan_c': c.penalty == 'dragan',
+      'instance_noise_steps': (c.instance_noise > 0, 'instance_noise'),
+      'augment_policy': (diffaug, 'augment', 'consistency'),
+      'ada_transforms': (ada, 'augment'),
+      'ada_p': (ada, 'augment'),
+      'ada_target': (ada, 'augment'),
+      'ada_interval': (ada, 'augment'),
+      'ada_kimg': (ada, 'augment'),
+      'cr_weight_real': (c.consistency in ('cr', 'bcr'), 'consistency'),
+      'cr_weight_fake': (c.consistency == 'bcr', 'consistency'),
+      'zcr_sigma': (c.consistency == 'zcr', 'consistency'),
+      'zcr_weight_d': (c.consistency == 'zcr', 'consistency'),
+      'zcr_weight_g': (c.consistency == 'zcr', 'consistency'),
+      'dragan_c': (c.penalty == 'dragan', 'penalty'),
+      'lecam_decay': (c.lecam_weight > 0, 'lecam_weight'),
+      'consensus_gamma': (c.game == 'consensus', 'game'),
   }
-  for name, on in used.items():
+  for name, (on, *switches) in used.items():
     default = schema.GAN[name].default
     if not on and c[name] != default:
+      off = ', '.join(f'{s}={c[s]!r}' for s in switches)
       raise ConfigError(f'config.{name}: {c[name]!r} is set but not used '
-                        f'(its stabiliser is off: augment={c.augment!r}, '
-                        f'consistency={c.consistency!r}, '
-                        f'instance_noise={c.instance_noise}, '
-                        f'penalty={c.penalty!r}); leave it at {default!r}')
+                        f'(its stabiliser is off: {off}); leave it at '
+                        f'{default!r}')
 
 
 def _validate_vae(c, flat: dict[str, Any], num_devices: int | None) -> None:

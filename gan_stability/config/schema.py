@@ -26,7 +26,8 @@ from typing import Any, Callable, Sequence
 import ml_collections
 
 from gan_stability import data as data_lib
-from gan_stability import augment, elbo, losses, models, optimizers, penalties
+from gan_stability import augment, elbo, game, losses, models, optimizers
+from gan_stability import penalties
 from gan_stability.eval import registry as metric_registry
 from gan_stability.metrics import inception
 from gan_stability.kernels import compile_options
@@ -59,6 +60,14 @@ class Field:
     legacy: the value that reproduces runs whose ``config.json`` predates
       the field (fields added during 0.1.0's development have one too).
     doc: one line for the reader.
+    vmappable: the field may be an axis of a sweep run as one vmapped
+      program (``sw.axis(field, values, in_one_program=True)``,
+      docs/sweeps.md): a float that changes no shape of the state or the
+      batch, and that the train step uses as a number; it may branch on
+      the value only on whether it is > 0 (a group of runs takes the branch
+      if any member does, and a member at 0 then computes what its own run
+      computes). :func:`gan_stability.train.gan.make_train_step`'s
+      ``hparams`` takes exactly these fields.
   """
   default: Any
   kind: type | tuple[type, ...]
@@ -69,6 +78,7 @@ class Field:
   since: str = FIRST_RELEASE
   legacy: Any = _MISSING
   doc: str = ''
+  vmappable: bool = False
 
   @property
   def has_legacy(self) -> bool:
@@ -125,7 +135,7 @@ def _num_steps_resumable(config) -> bool:
 
 
 _G_NORMS = ('batch', 'none')
-AUGMENTS = ('none', 'diffaugment')  # config.augment
+AUGMENTS = ('none', 'diffaugment', 'ada')  # config.augment
 CONSISTENCY = ('none', 'cr', 'bcr', 'zcr')  # config.consistency
 
 
@@ -135,6 +145,13 @@ def _policy_ok(v) -> bool:
   except ValueError:
     return False
   return bool(names)
+
+
+def _ada_transforms_ok(v) -> bool:
+  try:
+    return bool(augment.parse_ada_transforms(v))
+  except ValueError:
+    return False
 
 # Fields of every run.
 RUN: dict[str, Field] = {
@@ -189,17 +206,21 @@ GAN: dict[str, Field] = {
                     doc='gan_stability.penalties.PENALTIES'),
     'penalty_weight': _float(0.0, *_NONNEG,
                              doc='multiplies the unweighted penalty (R1: '
-                             'gamma / 2)'),
+                             'gamma / 2)', vmappable=True),
     'gp_target': _float(1.0, *_NONNEG, doc="the gradient penalty's target "
-                        'norm'),
+                        'norm', vmappable=True),
     'n_critic': _int(1, *_ONE_UP, doc='D updates per G update, each on its '
                      'own real batch'),
     'd_clip': _float(0.0, *_NONNEG,
-                     doc='WGAN weight clipping bound; 0 disables'),
-    'optimizer.g_lr': _float(2e-4, *_POS, doc="G's learning rate"),
-    'optimizer.d_lr': _float(2e-4, *_POS, doc="D's learning rate (TTUR)"),
+                     doc='WGAN weight clipping bound; 0 disables',
+                     vmappable=True),
+    'optimizer.g_lr': _float(2e-4, *_POS, doc="G's learning rate",
+                             vmappable=True),
+    'optimizer.d_lr': _float(2e-4, *_POS, doc="D's learning rate (TTUR)",
+                             vmappable=True),
     'ema_decay': _float(0.0, *_UNIT,
-                        doc='EMA of G weights for evaluation; 0 disables'),
+                        doc='EMA of G weights for evaluation; 0 disables',
+                        vmappable=True),
     'ema_start': _int(0, *_NONNEG, doc='the step the EMA starts averaging'),
     'loop_impl': _str('auto', lambda c: list(kernels.LOOP_IMPLS),
                       resumable=True,
@@ -220,8 +241,38 @@ GAN: dict[str, Field] = {
     # Stabilisers (gan_stability/augment.py, gan_stability/regularizers.py),
     # off by default and for runs written before they existed.
     'augment': _str('none', AUGMENTS, since='0.2.0', legacy='none',
-                    doc="DiffAugment of every D input, real and fake (G's "
-                    'gradient flows through it)'),
+                    doc='DiffAugment or ADA of every D input, real and fake '
+                    "(G's gradient flows through it)"),
+    'ada_transforms': Field(augment.ADA_DEFAULT_TRANSFORMS, str,
+                            _ada_transforms_ok, 'comma-separated: ' + ', '.join(
+                                augment.ADA_TRANSFORMS),
+                            since='0.2.0',
+                            legacy=augment.ADA_DEFAULT_TRANSFORMS,
+                            doc="augment='ada': the transforms, in order"),
+    'ada_p': _float(0.0, *_UNIT, since='0.2.0', legacy=0.0,
+                    doc="augment='ada': the initial augmentation probability"),
+    'ada_target': _float(0.6, *_UNIT, since='0.2.0', legacy=0.6,
+                         doc="augment='ada': the target of r_t = "
+                         'E[sign(D(x_real))]'),
+    'ada_interval': _int(4, *_ONE_UP, since='0.2.0', legacy=4,
+                         doc="augment='ada': D updates between adjustments "
+                         'of p'),
+    'ada_kimg': _float(500.0, *_POS, since='0.2.0', legacy=500.0,
+                       doc="augment='ada': thousands of real images for p to "
+                       'go from 0 to 1'),
+    'lecam_weight': _float(0.0, *_NONNEG, since='0.2.0', legacy=0.0,
+                           doc="LeCam regularisation's weight in D's loss; "
+                           '0 disables', vmappable=True),
+    'lecam_decay': _float(0.99, *_UNIT, since='0.2.0', legacy=0.99,
+                          doc="the decay of LeCam's EMA anchors",
+                          vmappable=True),
+    'game': _str('alternating', lambda c: list(game.JOINT_METHODS),
+                 since='0.2.0', legacy='alternating',
+                 doc='how the players update (gan_stability.game.'
+                 'joint_update); all but alternating need n_critic=1'),
+    'consensus_gamma': _float(10.0, *_NONNEG, since='0.2.0', legacy=10.0,
+                              doc="game='consensus': the weight gamma",
+                              vmappable=True),
     'augment_policy': Field('color,translation,cutout', str, _policy_ok,
                             'comma-separated: ' + ', '.join(
                                 augment.DIFFAUGMENT_POLICIES),
@@ -230,35 +281,45 @@ GAN: dict[str, Field] = {
                             "consistency's T)"),
     'instance_noise': _float(0.0, *_NONNEG, since='0.2.0', legacy=0.0,
                              doc='sigma of the Gaussian noise added to every '
-                             'D input; 0 disables'),
+                             'D input; 0 disables', vmappable=True),
     'instance_noise_steps': _int(0, *_NONNEG, since='0.2.0', legacy=0,
                                  doc='steps over which sigma anneals linearly '
                                  'to 0; 0: constant'),
     'label_smoothing': _float(0.0, *_UNIT, since='0.2.0', legacy=0.0,
                               doc="one-sided: D's real targets are 1 - s "
-                              '(the sigmoid losses); 0 disables'),
+                              '(the sigmoid losses); 0 disables',
+                              vmappable=True),
     'penalty_every': _int(1, *_ONE_UP, since='0.2.0', legacy=1,
                           doc='lazy regularisation: the penalty on every '
                           'k-th D update, weighted x k'),
     'dragan_c': _float(0.5, *_POS, since='0.2.0', legacy=0.5,
                        doc="penalty='dragan': the perturbation's scale in "
-                       "units of the batch's std"),
+                       "units of the batch's std", vmappable=True),
     'consistency': _str('none', CONSISTENCY, since='0.2.0', legacy='none',
                         doc='consistency regularisation: cr (real), bcr '
                         '(real and fake), zcr (latent)'),
     'cr_weight_real': _float(10.0, *_NONNEG, since='0.2.0', legacy=10.0,
-                             doc='cr / bcr: weight of the real term'),
+                             doc='cr / bcr: weight of the real term',
+                             vmappable=True),
     'cr_weight_fake': _float(10.0, *_NONNEG, since='0.2.0', legacy=10.0,
-                             doc='bcr: weight of the fake term'),
+                             doc='bcr: weight of the fake term',
+                             vmappable=True),
     'zcr_sigma': _float(0.03, *_POS, since='0.2.0', legacy=0.03,
-                        doc='zcr: std of the latent perturbation'),
+                        doc='zcr: std of the latent perturbation',
+                        vmappable=True),
     'zcr_weight_d': _float(5.0, *_NONNEG, since='0.2.0', legacy=5.0,
-                           doc="zcr: weight of D's term"),
+                           doc="zcr: weight of D's term", vmappable=True),
     'zcr_weight_g': _float(0.5, *_NONNEG, since='0.2.0', legacy=0.5,
-                           doc="zcr: weight of G's term"),
+                           doc="zcr: weight of G's term", vmappable=True),
     'model.spectral_norm': _bool(False, doc='spectral norm on every D layer'),
     'model.sn_steps': _int(1, *_ONE_UP, doc='power iterations per D update'),
     'model.packing': _int(1, *_ONE_UP, doc='PacGAN: samples D sees together'),
+    'model.compute_dtype': _str('float32', tuple(layers.COMPUTE_DTYPES),
+                                since='0.2.0', legacy='float32',
+                                doc="the dtype of G's and D's matmuls and "
+                                'convolutions; parameters, optimiser state, '
+                                'losses and norm statistics stay float32 '
+                                '(docs/mixed_precision.md)'),
 }
 
 # Model fields of the MLPs (2-D data).
@@ -330,6 +391,13 @@ IMAGE_DATA: dict[str, Field] = {
                                       doc='size of the Stacked MNIST set'),
     'data.samples_per_row': _int(8, *_POS, doc='of the sample grid'),
     'data.download': _bool(False, doc='let TFDS download a missing set'),
+    'data.num_examples': _int(0, *_NONNEG, since='0.2.0', legacy=0,
+                              doc='train on the first N examples of '
+                              'data.split (labels alike; every source); 0 = '
+                              'all. The MNIST / Fashion-MNIST IDX files are '
+                              'not in class order, so the first N are a '
+                              "fixed random-like subset. Evaluation's real "
+                              'side is never subset'),
     # data.source='folder' (gan_stability/data/folder.py).
     'data.image_size': _int(0, *_NONNEG, since='0.2.0', legacy=0,
                             doc="folder: 0 = the files' own (equal) size; S "

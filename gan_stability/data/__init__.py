@@ -27,6 +27,13 @@ its allowed values, kinds and class counts from it).
     split ``s`` in ``<dir>/<s>``, else all of it is ``'train'``
     (:func:`.folder.split_folder`); an ``.npz`` holds ``'train'`` under
     ``x`` / ``label`` and split ``s`` under ``x_<s>`` / ``label_<s>``.
+
+``config.data.num_examples = N > 0`` trains an image model on the first
+``N`` examples of ``data.split`` (and their labels), whatever the source
+(:func:`training_subset`, called by :func:`make_iterator` only; the
+evaluation's real statistics, :func:`load_split`, read the whole split).
+The MNIST and Fashion-MNIST IDX training files are not in class order, so
+the first ``N`` are a fixed, roughly class-balanced random-like subset.
 """
 
 from __future__ import annotations
@@ -295,8 +302,31 @@ def make_iterator(config, *, seed: int):
         mixtures.from_config(config), global_batch=config.batch_size,
         seed=seed, process_index=jax.process_index(),
         process_count=jax.process_count())
+  x = load_images(config)
   labels = load_labels(config) if config.model.get('num_classes', 0) else None
+  x, labels, what = training_subset(config, x, labels)
   return images.ArrayImageIterator(
-      load_images(config), labels=labels, global_batch=config.batch_size,
-      seed=seed, process_index=jax.process_index(),
-      process_count=jax.process_count(), pad_to=config.data.pad_to or None)
+      x, labels=labels, global_batch=config.batch_size, seed=seed,
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      pad_to=config.data.pad_to or None, what=what)
+
+
+def training_subset(config, x: np.ndarray, labels: np.ndarray | None):
+  """``(x[:N], labels[:N], what)``: the first ``N = config.data.num_examples``
+  examples of the training split (all for 0), the one place the training
+  set is subset (evaluation's real side, :func:`load_split`, never is), and
+  how the iterator's batch-size error names them.
+
+  Raises:
+    ConfigError: ``N`` exceeds the split's examples.
+  """
+  n = config.data.get('num_examples', 0)
+  if not n:
+    return x, labels, 'the data set'
+  if n > x.shape[0]:
+    raise ConfigError(
+        f'config.data.num_examples: {n} exceeds the {x.shape[0]} examples of '
+        f'split {config.data.split!r} of {config.dataset!r} (0 = all)')
+  return (x[:n], None if labels is None else labels[:n],
+          f'config.data.num_examples={n} (the first {n} of split '
+          f'{config.data.split!r})')

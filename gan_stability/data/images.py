@@ -57,14 +57,16 @@ class ArrayImageIterator:
   batches in [-1, 1] (``H' = W' = pad_to`` when padding). See the module
   docstring for the order; ``get_state()`` is ``{'index': i}``, the number of
   global batches drawn so far. With ``labels`` (``[N]`` integers), each batch
-  also has ``'label'``: the int32 labels of the same rows.
+  also has ``'label'``: the int32 labels of the same rows. ``what`` names
+  the examples in the error of a batch larger than them.
 
   The image array is referenced, not copied, and never modified.
   """
 
   def __init__(self, images_uint8: np.ndarray, *, global_batch: int,
                seed: int, process_index: int = 0, process_count: int = 1,
-               pad_to: int | None = None, labels: np.ndarray | None = None):
+               pad_to: int | None = None, labels: np.ndarray | None = None,
+               what: str = 'the data set'):
     images = np.asarray(images_uint8)
     if images.dtype != np.uint8 or images.ndim != 4:
       raise ValueError(f'images must be uint8 [N, H, W, C], got '
@@ -86,7 +88,7 @@ class ArrayImageIterator:
     num_examples = images.shape[0]
     if global_batch > num_examples:
       raise ConfigError(f'config.batch_size: {global_batch} exceeds the '
-                        f'{num_examples} examples of the data set')
+                        f'{num_examples} examples of {what}')
     _, h, w, c = images.shape
     if pad_to:
       if pad_to < h or pad_to < w:

@@ -76,7 +76,8 @@ def avg_pool2(x: jax.Array) -> jax.Array:
 
 def conv_discriminator(h: jax.Array, specs, *, norm: str, slope: float,
                        wrap, train: bool, conv_impl: str, kernel_init,
-                       labels=None, num_classes: int = 0, module=None):
+                       labels=None, num_classes: int = 0, module=None,
+                       dtype=None):
   """The plain conv discriminator body shared by DCGAN and the SN-GAN CNN.
 
   Call it inside a compact ``__call__``: for each ``(features, kernel,
@@ -86,22 +87,26 @@ def conv_discriminator(h: jax.Array, specs, *, norm: str, slope: float,
   ``out`` layer to one logit per example. With ``num_classes > 0`` the logit
   gets the projection term ``<E[labels], phi>`` of the flattened features
   ``phi`` (:func:`gan_stability.models.conditional.project_logits`; ``module``
-  is the calling discriminator).
+  is the calling discriminator). ``dtype`` is the compute dtype of the conv,
+  norm and dense layers (None: float32); the logits are float32
+  (:func:`~gan_stability.models.layers.to_float32`).
   """
   for i, (features, k, s) in enumerate(specs):
     normed = i > 0 and norm != 'none'
     h = wrap(layers.Conv(
         features, (k, k), (s, s), 'SAME',
         use_bias=not (normed and norm == 'batch'),
-        impl=conv_impl, kernel_init=kernel_init, name=f'conv_{i}'))(h)
+        impl=conv_impl, kernel_init=kernel_init, dtype=dtype,
+        name=f'conv_{i}'))(h)
     if normed:
-      h = norms.norm_layer(norm, train=train, name=f'norm_{i}')(h)
+      h = norms.norm_layer(norm, train=train, name=f'norm_{i}',
+                           dtype=dtype)(h)
     h = nn.leaky_relu(h, negative_slope=slope)
   h = h.reshape(h.shape[0], -1)
-  out = wrap(nn.Dense(1, kernel_init=kernel_init, name='out'))(h)
+  out = wrap(nn.Dense(1, kernel_init=kernel_init, dtype=dtype, name='out'))(h)
   return conditional.project_logits(
-      jnp.squeeze(out, axis=-1), h, labels, num_classes=num_classes,
-      wrap=wrap, module=module)
+      layers.to_float32(jnp.squeeze(out, axis=-1), dtype), h, labels,
+      num_classes=num_classes, wrap=wrap, module=module)
 
 
 def num_classes(model_cfg) -> int:

@@ -25,6 +25,12 @@ singular value over the ``[num_classes, dim]`` matrix, the authors'
 Both helpers must be called inside a compact ``__call__`` (they create
 submodules named ``name``). With ``num_classes == 0`` nothing is created and
 the module is the unconditional one, unchanged.
+
+Mixed precision (``config.model.compute_dtype``): the embeddings are
+parameter lookups, not matmuls, and stay float32. ``E_G[y]`` joins the
+float32 ``z`` before G's first dense layer casts both; in D, the float32
+``E[y]`` times the low-precision ``phi`` promotes to float32, so the
+projection term is summed in float32 and added to the float32 logit.
 """
 
 from __future__ import annotations

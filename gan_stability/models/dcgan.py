@@ -29,6 +29,7 @@ CPU (``conv_impl``).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -62,7 +63,10 @@ class DCGANGenerator(nn.Module):
   ``tanh_output=False`` returns the pre-tanh activations ``h`` instead of
   ``tanh(h)`` (same parameters): the VAE decoder reads them as Bernoulli
   logits ``2h``, since ``sigmoid(2h) = (tanh(h) + 1) / 2``
-  (:mod:`gan_stability.elbo`).
+  (:mod:`gan_stability.elbo`). ``dtype`` is the compute dtype of the dense
+  and (transposed) conv layers and of the activations between them (None:
+  float32; :mod:`gan_stability.models.layers`); the last layer's output is
+  cast to float32 before the tanh, so the images are float32.
   """
   out_shape: tuple[int, int, int] = (28, 28, 1)
   width: int = 64
@@ -71,6 +75,7 @@ class DCGANGenerator(nn.Module):
   conv_impl: str = 'auto'
   num_classes: int = 0
   tanh_output: bool = True
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, z: jax.Array, *, labels: jax.Array | None = None,
@@ -82,18 +87,23 @@ class DCGANGenerator(nn.Module):
     use_bias = self.norm != 'batch'
     k = (self.kernel_size, self.kernel_size)
 
+    dtype = self.dtype
     h = nn.Dense(base * base * widths[0], use_bias=use_bias, kernel_init=INIT,
-                 name='dense')(z)
+                 dtype=dtype, name='dense')(z)
     h = h.reshape(z.shape[0], base, base, widths[0])
-    h = nn.relu(norms.norm_layer(self.norm, train=train, name='bn_0')(h))
+    h = nn.relu(norms.norm_layer(self.norm, train=train, name='bn_0',
+                                 dtype=dtype)(h))
     for i in range(1, n_up):
       h = layers.ConvTranspose(
           widths[i], k, (2, 2), 'SAME', use_bias=use_bias,
-          impl=self.conv_impl, kernel_init=INIT, name=f'deconv_{i}')(h)
-      h = nn.relu(norms.norm_layer(self.norm, train=train, name=f'bn_{i}')(h))
+          impl=self.conv_impl, kernel_init=INIT, dtype=dtype,
+          name=f'deconv_{i}')(h)
+      h = nn.relu(norms.norm_layer(self.norm, train=train, name=f'bn_{i}',
+                                   dtype=dtype)(h))
     h = layers.ConvTranspose(channels, k, (2, 2), 'SAME',
                              impl=self.conv_impl, kernel_init=INIT,
-                             name='deconv_out')(h)
+                             dtype=dtype, name='deconv_out')(h)
+    h = layers.to_float32(h, dtype)
     return jnp.tanh(h) if self.tanh_output else h
 
 
@@ -108,6 +118,7 @@ class DCGANDiscriminator(nn.Module):
   > 1 concatenates that many consecutive samples along channels (PacGAN).
   ``num_classes > 0`` makes it a projection discriminator of ``labels``
   (Miyato & Koyama 2018; :mod:`gan_stability.models.conditional`).
+  ``dtype`` is the compute dtype (None: float32); the logits are float32.
   """
   width: int = 64
   norm: str = 'none'
@@ -117,6 +128,7 @@ class DCGANDiscriminator(nn.Module):
   kernel_size: int = 4
   conv_impl: str = 'auto'
   num_classes: int = 0
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, *, labels: jax.Array | None = None,
@@ -129,15 +141,15 @@ class DCGANDiscriminator(nn.Module):
     return blocks.conv_discriminator(
         h, specs, norm=self.norm, slope=0.2, wrap=wrap, train=train,
         conv_impl=self.conv_impl, kernel_init=INIT, labels=labels,
-        num_classes=self.num_classes, module=self)
+        num_classes=self.num_classes, module=self, dtype=self.dtype)
 
 
 def build(model_cfg, data_shape) -> tuple[DCGANGenerator, DCGANDiscriminator]:
   """``(generator, discriminator)`` for ``config.model`` and ``(H, W, C)``.
 
   Reads ``name, g_width, d_width, g_norm, d_norm, spectral_norm, sn_steps,
-  packing`` and, if present, ``conv_impl`` and ``num_classes`` (``z_dim`` is
-  implied by the latent passed to G).
+  packing`` and, if present, ``conv_impl``, ``num_classes`` and
+  ``compute_dtype`` (``z_dim`` is implied by the latent passed to G).
   """
   size, channels = blocks.square_resolution(
       model_cfg.name, data_shape,
@@ -145,12 +157,15 @@ def build(model_cfg, data_shape) -> tuple[DCGANGenerator, DCGANDiscriminator]:
   norms.check_norm('g_norm', model_cfg.g_norm, ('batch', 'none'))
   norms.check_norm('d_norm', model_cfg.d_norm)
   impl = model_cfg.get('conv_impl', 'auto')
+  dtype = layers.compute_dtype(model_cfg)
+  layers.check_conv_impl(impl, dtype)
   nc = blocks.num_classes(model_cfg)
   g = DCGANGenerator(out_shape=(size, size, channels), width=model_cfg.g_width,
-                     norm=model_cfg.g_norm, conv_impl=impl, num_classes=nc)
+                     norm=model_cfg.g_norm, conv_impl=impl, num_classes=nc,
+                     dtype=dtype)
   d = DCGANDiscriminator(width=model_cfg.d_width, norm=model_cfg.d_norm,
                          spectral_norm=model_cfg.spectral_norm,
                          sn_steps=model_cfg.sn_steps,
                          packing=model_cfg.packing, conv_impl=impl,
-                         num_classes=nc)
+                         num_classes=nc, dtype=dtype)
   return g, d

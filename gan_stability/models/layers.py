@@ -17,6 +17,18 @@ power-iteration vector ``u`` and the last ``sigma`` live in the
 module is applied with ``update_stats=True`` and
 ``mutable=['spectral_stats']``, which the train step does in the
 discriminator update alone.
+
+Mixed precision (``config.model.compute_dtype``, :data:`COMPUTE_DTYPES`,
+``docs/mixed_precision.md``): every module of the models takes a ``dtype``
+attribute, ``None`` for float32 (no cast is inserted anywhere: the float32
+models are exactly those written before the field) or ``jnp.bfloat16``.
+Parameters stay float32 (``param_dtype``); a layer casts its input and its
+weights to ``dtype`` at use and adds its bias in ``dtype`` (flax's
+convention), so activations between layers are ``dtype``. Spectral
+normalisation runs its power iteration and ``sigma`` on the float32 weight
+and the normalised weight is cast by the layer it wraps; normalisation
+layers compute their statistics in float32. Generators return float32
+images and discriminators float32 logits (:func:`to_float32`).
 """
 
 from __future__ import annotations
@@ -30,6 +42,16 @@ import jax.numpy as jnp
 from gan_stability import kernels
 
 SPECTRAL_STATS = 'spectral_stats'
+
+# config.model.compute_dtype -> the ``dtype`` attribute of the modules
+# (None: float32, with no casts at all).
+COMPUTE_DTYPES = {'float32': None, 'bfloat16': jnp.bfloat16}
+# The conv_impl values that may run in a low-precision compute dtype: the
+# custom-VJP forms of gan_stability.kernels are XLA:CPU float32 kernels
+# (tuned and checked in float32; in bfloat16 Winograd's tile transforms
+# round to bfloat16 too, ~3x the error of XLA's bfloat16 conv), so 'auto'
+# means XLA's own convolutions ('native') then.
+LOW_PRECISION_CONV_IMPLS = ('auto', 'native')
 
 ACTIVATIONS = {
     'relu': nn.relu,
@@ -65,6 +87,58 @@ class SNWrap(nn.Module):
         collection_name=SPECTRAL_STATS)(x, update_stats=update_stats)
 
 
+def compute_dtype(model_cfg) -> Any:
+  """The modules' ``dtype`` for ``config.model.compute_dtype`` (``None`` for
+  float32 and for configs without the field).
+
+  Raises ValueError naming the field for a value outside
+  :data:`COMPUTE_DTYPES`.
+  """
+  name = model_cfg.get('compute_dtype', 'float32')
+  if name not in COMPUTE_DTYPES:
+    raise ValueError(f'config.model.compute_dtype: {name!r}; allowed: '
+                     f'{list(COMPUTE_DTYPES)}')
+  return COMPUTE_DTYPES[name]
+
+
+def check_conv_impl(conv_impl: str, dtype: Any) -> None:
+  """Raises ValueError naming ``config.model.conv_impl`` and
+  ``config.model.compute_dtype`` when ``conv_impl`` forces the custom
+  float32 CPU convolutions (``'fast'``, ``'fast_matmul'``) in a low-precision
+  ``dtype``; ``'auto'`` steps aside to XLA's convolutions there
+  (:func:`conv_impl_for`)."""
+  if dtype is not None and conv_impl not in LOW_PRECISION_CONV_IMPLS:
+    name = jnp.dtype(dtype).name
+    raise ValueError(
+        f'config.model.conv_impl: {conv_impl!r} forces the custom XLA:CPU '
+        'float32 convolutions of gan_stability.kernels, which are not used '
+        f'with config.model.compute_dtype={name!r}; allowed with {name}: '
+        f'{list(LOW_PRECISION_CONV_IMPLS)} (both: XLA\'s convolutions in '
+        f'{name})')
+
+
+def conv_impl_for(conv_impl: str, dtype: Any) -> str:
+  """The convolution implementation a layer of compute ``dtype`` uses:
+  ``conv_impl`` itself in float32 (``dtype`` None), XLA's (``'native'``)
+  otherwise (:func:`check_conv_impl`)."""
+  if dtype is None:
+    return conv_impl
+  check_conv_impl(conv_impl, dtype)
+  return 'native'
+
+
+def cast(x: jax.Array, dtype: Any) -> jax.Array:
+  """``x`` in ``dtype``; ``x`` itself when ``dtype`` is None (float32)."""
+  return x if dtype is None else x.astype(dtype)
+
+
+def to_float32(x: jax.Array, dtype: Any) -> jax.Array:
+  """A model's output (G's image before its tanh, D's logits) in float32
+  when the model computes in ``dtype``; ``x`` itself when ``dtype`` is None
+  (float32 models insert no op)."""
+  return x if dtype is None else x.astype(jnp.float32)
+
+
 def spectral_sigmas(spectral_stats) -> dict[str, jax.Array]:
   """Flat ``{layer path: sigma}`` from a ``spectral_stats`` collection."""
   out = {}
@@ -78,7 +152,11 @@ def spectral_sigmas(spectral_stats) -> dict[str, jax.Array]:
 
 class _ConvBase(nn.Module):
   """Parameters exactly as ``nn.Conv``/``nn.ConvTranspose`` declare them;
-  subclasses choose how the kernel is applied in ``_apply``."""
+  subclasses choose how the kernel is applied in ``_apply``.
+
+  ``dtype`` (None: float32) is the compute dtype: the input, the kernel and
+  the bias are cast to it at use (the parameters stay float32), and a
+  low-precision layer runs XLA's convolution (:func:`conv_impl_for`)."""
   features: int
   kernel_size: tuple[int, int] = (3, 3)
   strides: tuple[int, int] = (1, 1)
@@ -87,17 +165,23 @@ class _ConvBase(nn.Module):
   impl: str = 'auto'
   kernel_init: Any = nn.initializers.lecun_normal()
   bias_init: Any = nn.initializers.zeros_init()
+  dtype: Any = None
 
   def _apply(self, x, kernel):
     raise NotImplementedError
+
+  @property
+  def _impl(self) -> str:
+    return conv_impl_for(self.impl, self.dtype)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel = self.param('kernel', self.kernel_init,
                         tuple(self.kernel_size) + (x.shape[-1], self.features))
-    y = self._apply(x, kernel)
+    y = self._apply(cast(x, self.dtype), cast(kernel, self.dtype))
     if self.use_bias:
-      y = y + self.param('bias', self.bias_init, (self.features,))
+      y = y + cast(self.param('bias', self.bias_init, (self.features,)),
+                   self.dtype)
     return y
 
 
@@ -109,7 +193,7 @@ class ConvTranspose(_ConvBase):
 
   def _apply(self, x, kernel):
     return kernels.conv_transpose(x, kernel, strides=self.strides,
-                                  padding=self.padding, impl=self.impl)
+                                  padding=self.padding, impl=self._impl)
 
 
 class Conv(_ConvBase):
@@ -118,4 +202,4 @@ class Conv(_ConvBase):
 
   def _apply(self, x, kernel):
     return kernels.conv(x, kernel, strides=self.strides, padding=self.padding,
-                        impl=self.impl)
+                        impl=self._impl)

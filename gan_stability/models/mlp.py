@@ -11,6 +11,8 @@ pieces) is ``MLPGenerator(hidden=400, num_layers=4, norm='batch')`` and
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -23,13 +25,16 @@ class MLPGenerator(nn.Module):
 
   ``norm='batch'`` puts batch normalisation (Ioffe & Szegedy 2015; statistics
   in ``batch_stats``, running averages when ``train`` is False) between each
-  hidden Dense layer and its activation.
+  hidden Dense layer and its activation. ``dtype`` is the compute dtype of
+  the Dense layers (None: float32; :mod:`gan_stability.models.layers`); the
+  output is float32.
   """
   out_dim: int = 2
   hidden: int = 128
   num_layers: int = 3
   activation: str = 'relu'
   norm: str = 'none'
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, z: jax.Array, *, train: bool = False) -> jax.Array:
@@ -37,9 +42,12 @@ class MLPGenerator(nn.Module):
     act = layers.get_activation(self.activation)
     h = z
     for i in range(self.num_layers):
-      h = nn.Dense(self.hidden, use_bias=self.norm == 'none', name=f'dense_{i}')(h)
-      h = act(norms.norm_layer(self.norm, train=train, name=f'bn_{i}')(h))
-    return nn.Dense(self.out_dim, name='out')(h)
+      h = nn.Dense(self.hidden, use_bias=self.norm == 'none',
+                   dtype=self.dtype, name=f'dense_{i}')(h)
+      h = act(norms.norm_layer(self.norm, train=train, name=f'bn_{i}',
+                               dtype=self.dtype)(h))
+    return layers.to_float32(
+        nn.Dense(self.out_dim, dtype=self.dtype, name='out')(h), self.dtype)
 
 
 def maxout(h: jax.Array, pieces: int) -> jax.Array:
@@ -59,7 +67,8 @@ class MLPDiscriminator(nn.Module):
   batch must be a multiple of ``packing``. ``maxout`` > 1 makes every hidden
   layer ``hidden`` maxout units of ``maxout`` pieces (a Dense layer of
   ``hidden * maxout`` features, then :func:`maxout`) instead of Dense +
-  ``activation``.
+  ``activation``. ``dtype`` is the compute dtype of the Dense layers (None:
+  float32); the logits are float32.
   """
   hidden: int = 128
   num_layers: int = 3
@@ -68,6 +77,7 @@ class MLPDiscriminator(nn.Module):
   sn_steps: int = 1
   packing: int = 1
   maxout: int = 1
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, *, update_stats: bool = False,
@@ -77,11 +87,12 @@ class MLPDiscriminator(nn.Module):
     h = x.reshape(x.shape[0] // self.packing, -1)
     wrap = lambda layer: layers.SNWrap(layer, self.spectral_norm, self.sn_steps)
     for i in range(self.num_layers):
-      h = wrap(nn.Dense(self.hidden * self.maxout, name=f'dense_{i}'))(
-          h, update_stats=update_stats)
+      h = wrap(nn.Dense(self.hidden * self.maxout, dtype=self.dtype,
+                        name=f'dense_{i}'))(h, update_stats=update_stats)
       h = maxout(h, self.maxout) if self.maxout > 1 else act(h)
-    out = wrap(nn.Dense(1, name='out'))(h, update_stats=update_stats)
-    return jnp.squeeze(out, axis=-1)
+    out = wrap(nn.Dense(1, dtype=self.dtype, name='out'))(
+        h, update_stats=update_stats)
+    return layers.to_float32(jnp.squeeze(out, axis=-1), self.dtype)
 
 
 def build(model_cfg, data_shape) -> tuple[MLPGenerator, MLPDiscriminator]:
@@ -90,20 +101,21 @@ def build(model_cfg, data_shape) -> tuple[MLPGenerator, MLPDiscriminator]:
 
   Reads ``g_hidden, g_layers, g_activation, d_hidden, d_layers,
   d_activation, spectral_norm, sn_steps, packing`` and, if present,
-  ``g_norm`` and ``d_maxout``.
+  ``g_norm``, ``d_maxout`` and ``compute_dtype``.
   """
   if len(data_shape) != 1:
     raise ValueError(
         f'config.model.name: "mlp" needs vector data, got shape {data_shape}')
+  dtype = layers.compute_dtype(model_cfg)
   g = MLPGenerator(out_dim=data_shape[0], hidden=model_cfg.g_hidden,
                    num_layers=model_cfg.g_layers,
                    activation=model_cfg.g_activation,
-                   norm=model_cfg.get('g_norm', 'none'))
+                   norm=model_cfg.get('g_norm', 'none'), dtype=dtype)
   d = MLPDiscriminator(hidden=model_cfg.d_hidden,
                        num_layers=model_cfg.d_layers,
                        activation=model_cfg.d_activation,
                        spectral_norm=model_cfg.spectral_norm,
                        sn_steps=model_cfg.sn_steps,
                        packing=model_cfg.packing,
-                       maxout=model_cfg.get('d_maxout', 1))
+                       maxout=model_cfg.get('d_maxout', 1), dtype=dtype)
   return g, d

@@ -11,7 +11,7 @@ and offset (Ba et al. 2016, as in the WGAN-GP critics of Gulrajani et al.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -23,21 +23,27 @@ BN_EPSILON = 1e-5
 NORMS = ('none', 'batch', 'layer')
 
 
-def norm_layer(kind: str, *, train: bool, name: str) -> Callable[[jax.Array], jax.Array]:
+def norm_layer(kind: str, *, train: bool, name: str, dtype: Any = None
+               ) -> Callable[[jax.Array], jax.Array]:
   """The normalisation ``kind`` as a callable on ``[B, ..., C]`` features.
 
   Must be called inside a compact ``__call__`` (it creates a submodule).
+  ``dtype`` is the model's compute dtype (None: float32) and the dtype of the
+  output; flax computes the mean and variance in float32 whatever the input
+  (``force_float32_reductions``), normalises in float32 (the statistics,
+  scale and offset are float32) and keeps the ``batch_stats`` running
+  averages in float32.
   """
   if kind == 'none':
     return lambda h: h
   if kind == 'batch':
     return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
-                        epsilon=BN_EPSILON, name=name)
+                        epsilon=BN_EPSILON, dtype=dtype, name=name)
   if kind == 'layer':
     def apply(h):
       axes = tuple(range(1, h.ndim))  # every axis but the batch
       return nn.LayerNorm(reduction_axes=axes, feature_axes=-1,
-                          epsilon=BN_EPSILON, name=name)(h)
+                          epsilon=BN_EPSILON, dtype=dtype, name=name)(h)
     return apply
   raise ValueError(f'normalisation {kind!r}; allowed: {list(NORMS)}')
 

@@ -37,6 +37,7 @@ et al. put it there) is applied before each ReLU inside the blocks.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -49,34 +50,44 @@ SC_INIT = inits.glorot_uniform(1.0)
 SUPPORTED = '(S, S, C) with S a multiple of 8 (32 for CIFAR-10)'
 
 
-def _conv(features, k, name, impl, init=RES_INIT):
+def _conv(features, k, name, impl, init=RES_INIT, dtype=None):
   return layers.Conv(features, (k, k), padding='SAME', impl=impl,
-                     kernel_init=init, name=name)
+                     kernel_init=init, dtype=dtype, name=name)
 
 
 class GBlockUp(nn.Module):
-  """Generator residual block with 2x nearest-neighbour upsampling."""
+  """Generator residual block with 2x nearest-neighbour upsampling
+  (``dtype``: the compute dtype, None for float32)."""
   features: int
   norm: str = 'batch'
   conv_impl: str = 'auto'
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    h = nn.relu(norms.norm_layer(self.norm, train=train, name='bn_1')(x))
-    h = _conv(self.features, 3, 'conv_1', self.conv_impl)(blocks.upsample_nearest(h))
-    h = nn.relu(norms.norm_layer(self.norm, train=train, name='bn_2')(h))
-    h = _conv(self.features, 3, 'conv_2', self.conv_impl)(h)
-    sc = _conv(self.features, 1, 'shortcut', self.conv_impl, SC_INIT)(blocks.upsample_nearest(x))
+    dt = self.dtype
+    norm = lambda name: norms.norm_layer(self.norm, train=train, name=name,
+                                         dtype=dt)
+    h = nn.relu(norm('bn_1')(x))
+    h = _conv(self.features, 3, 'conv_1', self.conv_impl, dtype=dt)(
+        blocks.upsample_nearest(h))
+    h = nn.relu(norm('bn_2')(h))
+    h = _conv(self.features, 3, 'conv_2', self.conv_impl, dtype=dt)(h)
+    sc = _conv(self.features, 1, 'shortcut', self.conv_impl, SC_INIT, dt)(
+        blocks.upsample_nearest(x))
     return h + sc
 
 
 class ResNetGenerator(nn.Module):
-  """``G(z, *, labels=None, train) -> [B, H, W, C]`` in [-1, 1]."""
+  """``G(z, *, labels=None, train) -> [B, H, W, C]`` in [-1, 1]; ``dtype``
+  is the compute dtype (None: float32), the images are float32 (cast before
+  the tanh)."""
   out_shape: tuple[int, int, int] = (32, 32, 3)
   width: int = 256
   norm: str = 'batch'
   conv_impl: str = 'auto'
   num_classes: int = 0
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, z: jax.Array, *, labels: jax.Array | None = None,
@@ -84,21 +95,25 @@ class ResNetGenerator(nn.Module):
     z = conditional.generator_input(z, labels, num_classes=self.num_classes)
     size, _, channels = self.out_shape
     base = size // 8
-    h = nn.Dense(base * base * self.width, kernel_init=SC_INIT,
+    dt = self.dtype
+    h = nn.Dense(base * base * self.width, kernel_init=SC_INIT, dtype=dt,
                  name='dense')(z)
     h = h.reshape(z.shape[0], base, base, self.width)
     for i in range(3):
-      h = GBlockUp(self.width, self.norm, self.conv_impl, name=f'block_{i}')(h, train=train)
-    h = nn.relu(norms.norm_layer(self.norm, train=train, name='bn_out')(h))
-    h = _conv(channels, 3, 'conv_out', self.conv_impl, SC_INIT)(h)
-    return jnp.tanh(h)
+      h = GBlockUp(self.width, self.norm, self.conv_impl, dt,
+                   name=f'block_{i}')(h, train=train)
+    h = nn.relu(norms.norm_layer(self.norm, train=train, name='bn_out',
+                                 dtype=dt)(h))
+    h = _conv(channels, 3, 'conv_out', self.conv_impl, SC_INIT, dt)(h)
+    return jnp.tanh(layers.to_float32(h, dt))
 
 
 class DBlock(nn.Module):
   """Discriminator residual block; ``optimized`` is the first block of
   Miyato et al. (no ReLU on the input, shortcut pooled before its 1x1 conv).
   The shortcut is learnable (1x1 conv) when the block downsamples or changes
-  the width, the identity otherwise."""
+  the width, the identity otherwise. ``dtype``: the compute dtype (None:
+  float32)."""
   features: int
   downsample: bool = False
   optimized: bool = False
@@ -106,17 +121,20 @@ class DBlock(nn.Module):
   spectral_norm: bool = False
   sn_steps: int = 1
   conv_impl: str = 'auto'
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, *, update_stats: bool,
                train: bool) -> jax.Array:
     wrap = lambda layer: blocks.sn_layer(layer, self.spectral_norm,
                                          self.sn_steps, update_stats)
-    norm = lambda name: norms.norm_layer(self.norm, train=train, name=name)
+    dt = self.dtype
+    norm = lambda name: norms.norm_layer(self.norm, train=train, name=name,
+                                         dtype=dt)
     h = x if self.optimized else nn.relu(norm('norm_1')(x))
-    h = wrap(_conv(self.features, 3, 'conv_1', self.conv_impl))(h)
+    h = wrap(_conv(self.features, 3, 'conv_1', self.conv_impl, dtype=dt))(h)
     h = nn.relu(norm('norm_2')(h))
-    h = wrap(_conv(self.features, 3, 'conv_2', self.conv_impl))(h)
+    h = wrap(_conv(self.features, 3, 'conv_2', self.conv_impl, dtype=dt))(h)
     if self.downsample:
       h = blocks.avg_pool2(h)
 
@@ -124,16 +142,18 @@ class DBlock(nn.Module):
     sc = x
     if self.optimized:
       sc = blocks.avg_pool2(sc) if self.downsample else sc
-      sc = wrap(_conv(self.features, 1, 'shortcut', self.conv_impl, SC_INIT))(sc)
+      sc = wrap(_conv(self.features, 1, 'shortcut', self.conv_impl, SC_INIT,
+                      dt))(sc)
     elif learnable:
-      sc = wrap(_conv(self.features, 1, 'shortcut', self.conv_impl, SC_INIT))(sc)
+      sc = wrap(_conv(self.features, 1, 'shortcut', self.conv_impl, SC_INIT,
+                      dt))(sc)
       sc = blocks.avg_pool2(sc) if self.downsample else sc
     return h + sc
 
 
 class ResNetDiscriminator(nn.Module):
   """``D(x, *, labels=None, update_stats=False, train=False) -> logits
-  [B / packing]``."""
+  [B / packing]``, float32 whatever the compute ``dtype`` (None: float32)."""
   width: int = 128
   norm: str = 'none'
   spectral_norm: bool = False
@@ -141,13 +161,15 @@ class ResNetDiscriminator(nn.Module):
   packing: int = 1
   conv_impl: str = 'auto'
   num_classes: int = 0
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, *, labels: jax.Array | None = None,
                update_stats: bool = False, train: bool = False) -> jax.Array:
     h = blocks.pack(x, self.packing)
     common = dict(norm=self.norm, spectral_norm=self.spectral_norm,
-                  sn_steps=self.sn_steps, conv_impl=self.conv_impl)
+                  sn_steps=self.sn_steps, conv_impl=self.conv_impl,
+                  dtype=self.dtype)
     specs = ((True, True), (True, False), (False, False), (False, False))
     for i, (down, optimized) in enumerate(specs):
       h = DBlock(self.width, downsample=down, optimized=optimized,
@@ -156,31 +178,34 @@ class ResNetDiscriminator(nn.Module):
     h = jnp.sum(nn.relu(h), axis=(1, 2))  # global sum pooling: phi(x)
     wrap = lambda layer: blocks.sn_layer(layer, self.spectral_norm,
                                          self.sn_steps, update_stats)
-    out = wrap(nn.Dense(1, kernel_init=SC_INIT, name='out'))(h)
+    out = wrap(nn.Dense(1, kernel_init=SC_INIT, dtype=self.dtype,
+                        name='out'))(h)
     return conditional.project_logits(
-        jnp.squeeze(out, axis=-1), h, labels, num_classes=self.num_classes,
-        wrap=wrap, module=self)
+        layers.to_float32(jnp.squeeze(out, axis=-1), self.dtype), h, labels,
+        num_classes=self.num_classes, wrap=wrap, module=self)
 
 
 def build(model_cfg, data_shape) -> tuple[ResNetGenerator, ResNetDiscriminator]:
   """``(generator, discriminator)`` for ``config.model`` and ``(H, W, C)``.
 
   Reads ``name, g_width (paper 256), d_width (paper 128), g_norm, d_norm,
-  spectral_norm, sn_steps, packing`` and, if present, ``conv_impl`` and
-  ``num_classes``.
+  spectral_norm, sn_steps, packing`` and, if present, ``conv_impl``,
+  ``num_classes`` and ``compute_dtype``.
   """
   size, channels = blocks.square_resolution(
       model_cfg.name, data_shape, lambda s: s >= 8 and s % 8 == 0, SUPPORTED)
   norms.check_norm('g_norm', model_cfg.g_norm, ('batch', 'none'))
   norms.check_norm('d_norm', model_cfg.d_norm)
   impl = model_cfg.get('conv_impl', 'auto')
+  dtype = layers.compute_dtype(model_cfg)
+  layers.check_conv_impl(impl, dtype)
   nc = blocks.num_classes(model_cfg)
   g = ResNetGenerator(out_shape=(size, size, channels),
                       width=model_cfg.g_width, norm=model_cfg.g_norm,
-                      conv_impl=impl, num_classes=nc)
+                      conv_impl=impl, num_classes=nc, dtype=dtype)
   d = ResNetDiscriminator(width=model_cfg.d_width, norm=model_cfg.d_norm,
                           spectral_norm=model_cfg.spectral_norm,
                           sn_steps=model_cfg.sn_steps,
                           packing=model_cfg.packing, conv_impl=impl,
-                          num_classes=nc)
+                          num_classes=nc, dtype=dtype)
   return g, d

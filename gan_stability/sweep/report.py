@@ -38,9 +38,10 @@ from gan_stability.sweep import runner, spec as spec_lib
 # Direction of known metrics (True: higher is better).
 HIGHER_IS_BETTER = {'modes': True, 'high_quality': True, 'kl': False,
                     'fid': False, 'kid': False, 'inception_score': True,
+                    'cfid': False, 'ckid': False,
                     'd_loss': False, 'g_loss': False}
 DEFAULT_METRICS = ('modes', 'high_quality', 'kl', 'fid', 'kid',
-                   'inception_score')
+                   'inception_score', 'cfid', 'ckid')
 
 
 @dataclasses.dataclass

@@ -2,7 +2,8 @@
 
 Layout under the sweep's ``workdir``::
 
-  sweep.json              the spec's base, overrides, axes and point names
+  sweep.json              the spec's base, overrides, axes (and those run
+                          in one program) and point names
   runs/<point name>/      an ordinary run directory (config.json,
                           metrics.jsonl, samples/, checkpoints/) plus
     point.json            the point's axis values and group
@@ -11,13 +12,14 @@ Layout under the sweep's ``workdir``::
   logs/<unit>.log         output of each worker process (--parallel > 1)
 
 A point with a ``DONE`` file is skipped. Any other point is (re)started with
-:func:`gan_stability.train.train_and_evaluate` (or, for a group of seeds run
-as one program, :func:`gan_stability.train.seeds.train_seeds`, which hands a
-diverging seed back to ``train_and_evaluate``); both resume from the run's
-latest checkpoint. A diverged run (non-finite loss) is a result, not a
-failure: it gets ``DONE`` with ``status='diverged'``. A point whose run
-directory another process is training (its ``run.lock``, e.g. a second copy
-of the same sweep) is skipped as ``busy``. Other exceptions leave no
+:func:`gan_stability.train.train_and_evaluate` (or, for the points of a unit
+run as one program, a group's seeds and the values of its
+``in_one_program`` axes, :func:`gan_stability.train.seeds.train_points`,
+which hands a diverging member back to ``train_and_evaluate``); both resume
+from the run's latest checkpoint. A diverged run (non-finite loss) is a
+result, not a failure: it gets ``DONE`` with ``status='diverged'``. A point
+whose run directory another process is training (its ``run.lock``, e.g. a
+second copy of the same sweep) is skipped as ``busy``. Other exceptions leave no
 ``DONE``; the sweep continues with the other units and reports the failures
 at the end.
 
@@ -106,6 +108,7 @@ def write_sweep_file(workdir: str, sweep, points, extra_overrides) -> None:
       'overrides': {**dict(sweep.overrides), **dict(extra_overrides or {})},
       'axes': sweep.axes.fields(),
       'seeds_in_one_program': sweep.seeds_in_one_program,
+      'in_one_program': spec_lib.in_one_program_fields(sweep),
       'description': sweep.description,
       'points': [p.name for p in points],
   })
@@ -132,16 +135,15 @@ def run_unit(workdir: str, unit, *, quiet: bool = False) -> dict[str, str]:
   redirect = (contextlib.redirect_stdout(io.StringIO()) if quiet
               else contextlib.nullcontext())
   single = list(zip(todo, dirs))
-  if unit.vmapped:
+  if len(todo) > 1:
     with redirect:
-      results = seeds.train_seeds(
-          todo[0].config, [p.seed for p in todo], dirs,
-          log_prefix=f'[{unit.name}] ')
+      results = seeds.train_points([p.config for p in todo], dirs,
+                                   log_prefix=f'[{unit.name}] ')
     single = []
     for p, d, r in zip(todo, dirs, results):
       status = r.pop('status')
       if status == 'single':  # diverged (or unreadable checkpoint): the
-        print(f'[{unit.name}] seed {p.seed}: {r["reason"]}; finishing it '
+        print(f'[{unit.name}] {p.name}: {r["reason"]}; finishing it '
               'alone', flush=True)  # loop's own handling decides
         single.append((p, d))
         continue
@@ -171,17 +173,32 @@ def plan(workdir: str, all_units: Sequence, shard: tuple[int, int]) -> Plan:
   return Plan(mine, [unit_status(workdir, u) for u in mine])
 
 
-def dry_run_lines(workdir: str, p: Plan, vmapped: bool) -> list[str]:
+def dry_run_lines(workdir: str, p: Plan, vmapped: bool = True) -> list[str]:
+  """One line per unit run as one program (its status and members), one
+  per point otherwise. (``vmapped``, the sweep's ``seeds_in_one_program``,
+  is not needed: a unit of several points is one program.)"""
+  del vmapped
   lines = []
   for u, s in zip(p.units, p.statuses):
-    if vmapped and len(u.points) > 1:
-      lines.append(f'{s:8s} {u.name}  [seeds '
-                   f'{" ".join(str(x.seed) for x in u.points)} in one program]')
+    if len(u.points) > 1:
+      lines.append(f'{s:8s} {u.name}  [{_members(u)} in one program]')
     else:
       for pt in u.points:
         lines.append(f'{"done" if is_done(run_dir(workdir, pt)) else s:8s} '
                      f'{pt.name}')
   return lines
+
+
+def _members(unit) -> str:
+  """What varies among a unit's points: ``seeds 0 1`` (a group's seeds), or
+  e.g. ``penalty_weight=0.1,seed=0 | penalty_weight=1.0,seed=0``."""
+  keys = [k for k in unit.points[0].values
+          if len({spec_lib.format_value(p.values.get(k))
+                  for p in unit.points}) > 1]
+  if keys == [spec_lib.SEED]:
+    return 'seeds ' + ' '.join(str(x.seed) for x in unit.points)
+  return ' | '.join(spec_lib.point_name({k: p.values[k] for k in keys})
+                    for p in unit.points)
 
 
 def cpu_slots(parallel: int) -> list[list[int]]:

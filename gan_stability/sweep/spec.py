@@ -30,11 +30,28 @@ file (``get_config(variant)``), so a sweep can compare whole recipes
 starts from its variant's config, then the overrides and the other axes are
 applied.
 
+:func:`cases` is one axis whose points each set several fields, named by a
+label (``sw.cases('stabiliser', {'baseline': {}, 'r1': {'penalty': 'r1',
+'penalty_weight': 0.1}})``): rows of an ablation that each change a
+different set of fields, the rest staying at the base config's values. Its
+name is the axis in point names and reports (``stabiliser=r1``).
+
 A point's name lists its axis values in axis order, e.g.
 ``loss=hinge,penalty=r1,penalty_weight=0.1,seed=3``; it is the point's run
 directory. Its *group* is the same without the ``seed`` axis: the points of a
 group differ only in their seed, are aggregated over seeds by the report, and
 run as one vmapped program when ``seeds_in_one_program`` is set.
+
+An axis over a *vmappable* field (``Field.vmappable`` in
+:mod:`gan_stability.config.schema`: a number that changes no shape, e.g.
+``penalty_weight``, ``optimizer.d_lr``, ``ema_decay``) may run in one
+program too: ``sw.axis('penalty_weight', [0.01, 0.1, 1], in_one_program=True)``.
+The points that differ only in such axes (and in their seed, with
+``seeds_in_one_program``) are one work unit (:func:`units`), trained as one
+vmapped program (:func:`gan_stability.train.seeds.train_points`); each
+point keeps its own name, group, run directory and report rows, as if run
+alone. An ``in_one_program`` axis over any other field is an error of
+:func:`expand`, before anything compiles (docs/sweeps.md).
 """
 
 from __future__ import annotations
@@ -50,6 +67,7 @@ import re
 from typing import Any, Iterable, Mapping, Sequence
 
 from gan_stability import config as config_lib
+from gan_stability.config import schema as config_schema
 
 SEED = 'seed'
 VARIANT = 'variant'
@@ -65,9 +83,11 @@ class SweepError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Axis:
-  """One config field and the values it takes."""
+  """One config field and the values it takes; ``in_one_program``: its
+  points run as one vmapped program (a vmappable field)."""
   field: str
   values: tuple
+  in_one_program: bool = False
 
   def fields(self) -> list[str]:
     return [self.field]
@@ -110,6 +130,31 @@ class Zip:
             for combo in _ZIP(*parts)]
 
 
+@dataclasses.dataclass(frozen=True)
+class Cases:
+  """One axis ``name`` whose values are labels, each setting several config
+  fields (:func:`cases`)."""
+  name: str
+  cases: tuple  # ((label, ((field, value), ...)), ...)
+
+  def fields(self) -> list[str]:
+    return [self.name]
+
+  def assignments(self):
+    return [((self.name, label),) for label, _ in self.cases]
+
+  def settings(self, label: str) -> tuple:
+    """``((field, value), ...)`` of case ``label``."""
+    return dict(self.cases)[label]
+
+  def config_fields(self) -> list[str]:
+    """The config fields any case sets (first appearance order)."""
+    out = []
+    for _, kvs in self.cases:
+      out += [f for f, _ in kvs if f not in out]
+    return out
+
+
 def _plain(value: Any) -> Any:
   """numpy scalars -> Python scalars (configs and JSON want plain values)."""
   item = getattr(value, 'item', None)
@@ -118,15 +163,71 @@ def _plain(value: Any) -> Any:
   return value
 
 
-def axis(field: str, values: Iterable[Any]) -> Axis:
-  """An axis over the config field ``field`` (dotted, e.g. ``model.spectral_norm``)."""
+def axis(field: str, values: Iterable[Any], *,
+         in_one_program: bool = False) -> Axis:
+  """An axis over the config field ``field`` (dotted, e.g.
+  ``model.spectral_norm``). ``in_one_program=True``: the points that differ
+  only in such axes (and their seed, with ``seeds_in_one_program``) run as
+  one vmapped program; ``field`` must be vmappable (the schema's
+  ``Field.vmappable``: :func:`expand` says which are)."""
   if not isinstance(field, str) or not field:
     raise SweepError(f'sweep axis {field!r}: the field must be a non-empty '
                      'dotted config field name')
   values = tuple(_plain(v) for v in values)
   if not values:
     raise SweepError(f'sweep axis {field!r}: no values')
-  return Axis(field, values)
+  if in_one_program and field == SEED:
+    raise SweepError(f"sweep axis {SEED!r}: in_one_program=True: use the "
+                     'sweep\'s seeds_in_one_program=True')
+  return Axis(field, values, bool(in_one_program))
+
+
+def cases(name: str, table: Mapping[str, Mapping[str, Any]]) -> Cases:
+  """One axis ``name`` over the labels of ``table`` (in its order): case
+  ``label`` sets the fields of ``table[label]`` (dotted names to values; an
+  empty dict keeps the base config), the others keep the base config's
+  values. ``name`` labels the axis in point names (``name=label``) and
+  reports; it must not be a config field, ``seed`` or ``variant``, and the
+  cases may not set ``seed`` or ``variant``."""
+  if not isinstance(name, str) or not re.fullmatch(r'[A-Za-z_][\w.]*', name):
+    raise SweepError(f'sweep cases {name!r}: the name must be a non-empty '
+                     'identifier')
+  if name in (SEED, VARIANT):
+    raise SweepError(f'sweep cases {name!r}: {name!r} is reserved for its '
+                     'own axis')
+  if not table:
+    raise SweepError(f'sweep cases {name!r}: no cases')
+  out = []
+  for label, fields in table.items():
+    if not isinstance(label, str) or not label:
+      raise SweepError(f'sweep cases {name!r}: case {label!r}: labels must '
+                       'be non-empty strings')
+    if not isinstance(fields, Mapping):
+      raise SweepError(f'sweep cases {name!r}: case {label!r}: expected a '
+                       f'dict of fields, got {type(fields).__name__}')
+    bad = sorted(set(fields) & {SEED, VARIANT})
+    if bad:
+      raise SweepError(f'sweep cases {name!r}: case {label!r} sets {bad[0]!r}'
+                       '; use its own axis')
+    out.append((label, tuple((f, _plain(v)) for f, v in fields.items())))
+  return Cases(name, tuple(out))
+
+
+def _leaves(node) -> list:
+  """The axes and cases of a tree of products and zips."""
+  children = getattr(node, 'children', None)
+  if children is None:
+    return [node]
+  return [leaf for c in children for leaf in _leaves(c)]
+
+
+def in_one_program_fields(sweep) -> list[str]:
+  """The fields of ``sweep``'s axes marked ``in_one_program``, in axis
+  order."""
+  if sweep.axes is None:
+    return []
+  return [a.field for a in _leaves(sweep.axes)
+          if isinstance(a, Axis) and a.in_one_program]
 
 
 def product(*axes) -> Product:
@@ -146,7 +247,8 @@ class Sweep:
   """A sweep: ``base`` config (``path.py:variant``), fixed ``overrides``
   applied to it, and ``axes`` (an :func:`axis`, :func:`product` or
   :func:`zip`). ``seeds_in_one_program`` runs the seeds of each group as one
-  vmapped program (for small models)."""
+  vmapped program (for small models); axes with ``in_one_program=True``
+  join their points to it too."""
   base: str
   axes: Any
   overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -176,7 +278,8 @@ class Point:
 
 @dataclasses.dataclass
 class Unit:
-  """What one worker runs: one point, or a group's seeds in one program."""
+  """What one worker runs: one point, or the points of one program (a
+  group's seeds, and the values of the ``in_one_program`` axes)."""
   name: str
   points: list
 
@@ -304,18 +407,21 @@ def set_field(config, field: str, value: Any, source: str) -> None:
 
 
 def _blame(message: str, name: str, values: Mapping[str, Any],
-           overrides: Mapping[str, Any]) -> str:
-  """The error of a point's ConfigError, naming the axis or override that set
-  the field it names (or saying that neither did)."""
+           overrides: Mapping[str, Any],
+           by_case: Mapping[str, str] | None = None) -> str:
+  """The error of a point's ConfigError, naming the axis, case or override
+  that set the field it names (or saying that none did)."""
   m = re.match(r'config\.([\w.]+)', message)
   field = m.group(1) if m else ''
+  if by_case and field in by_case:
+    return f'{by_case[field]} (point {name}): {message}'
   if field in values:
     return f'sweep axis {field!r} (point {name}): {message}'
   if field in overrides:
     return f'sweep override {field!r} (point {name}): {message}'
   return (f'sweep axes {list(values)} (point {name}): {message} [config.'
-          f'{field} comes from the base config: set it with an axis, a zip '
-          'or an override]')
+          f'{field} comes from the base config: set it with an axis, a zip, '
+          'a case or an override]')
 
 
 def expand(sweep: Sweep, extra_overrides: Mapping[str, Any] | None = None,
@@ -360,22 +466,48 @@ def expand(sweep: Sweep, extra_overrides: Mapping[str, Any] | None = None,
   if dup:
     raise SweepError(f'sweep axis {dup[0]!r}: appears in more than one axis')
   known = config_lib.flatten(base)
+  case_axes = {c.name: c for c in _leaves(sweep.axes) if isinstance(c, Cases)}
   for field in fields:  # unknown fields, before any point is built
-    _check_known(known, field, f'sweep axis {field!r}')
+    if field not in case_axes:
+      _check_known(known, field, f'sweep axis {field!r}')
+      continue
+    if field in known:
+      raise SweepError(f'sweep cases {field!r}: the name is a config field; '
+                       'name the cases something else')
+    for f in case_axes[field].config_fields():
+      _check_known(known, f, f'sweep cases {field!r}')
+      if f in fields:
+        raise SweepError(f'sweep cases {field!r}: field {f!r} is also an axis')
+      other = [c for c in case_axes if c != field and
+               f in case_axes[c].config_fields()]
+      if other:
+        raise SweepError(f'sweep cases {field!r}: field {f!r} is also set by '
+                         f'cases {other[0]!r}')
+
+  _check_in_one_program(sweep, base)
 
   points, names = [], {}
   for assignment in sweep.axes.assignments():
     values = dict(assignment)
     start = base_config(values[VARIANT]) if VARIANT in values else base
     config = start.copy_and_resolve_references()
+    by_case = {}
     for field, value in assignment:
-      if field != VARIANT:
+      if field in case_axes:
+        source = f'sweep cases {field!r} case {value!r}'
+        for f, v in case_axes[field].settings(value):
+          set_field(config, f, v, source)
+          by_case[f] = source
+      elif field != VARIANT:
         set_field(config, field, value, f'sweep axis {field!r}')
     name = point_name(values)
     try:
       config_lib.validate(config, num_devices=num_devices)
     except config_lib.ConfigError as e:
-      raise SweepError(_blame(str(e), name, values, overrides)) from e
+      raise SweepError(_blame(str(e), name, values, overrides,
+                              by_case)) from e
+    if VARIANT in values:  # another recipe: check its schema too
+      _check_in_one_program(sweep, config, f' (point {name})')
     if name in names:
       raise SweepError(f'sweep points {names[name]} and {values} have the '
                        f'same run-directory name {name!r}')
@@ -385,13 +517,42 @@ def expand(sweep: Sweep, extra_overrides: Mapping[str, Any] | None = None,
   return points
 
 
+def _check_in_one_program(sweep: Sweep, config, where: str = '') -> None:
+  """Every ``in_one_program`` axis is over a field that ``config``'s schema
+  marks vmappable."""
+  fields = in_one_program_fields(sweep)
+  if not fields:
+    return
+  schema = config_schema.schema_for(config)
+  allowed = [n for n, f in schema.items() if f.vmappable]
+  for field in fields:
+    if field not in allowed:
+      raise SweepError(
+          f'sweep axis {field!r}{where}: in_one_program=True needs a '
+          'vmappable field, a number that changes no shape and no structure '
+          f'of the train step; {field!r} is not one. The vmappable fields: '
+          f'{allowed or "none (this family)"}')
+
+
+def unit_key(sweep: Sweep, point: Point) -> str:
+  """The name of ``point``'s unit: its name without the axes that run in
+  one program (the seed with ``seeds_in_one_program``, the
+  ``in_one_program`` axes)."""
+  skip = set(in_one_program_fields(sweep))
+  if sweep.seeds_in_one_program:
+    skip.add(SEED)
+  return point_name({k: v for k, v in point.values.items() if k not in skip})
+
+
 def units(sweep: Sweep, points: Sequence[Point]) -> list[Unit]:
-  """Work units: one per point, or one per group with ``seeds_in_one_program``."""
-  if not sweep.seeds_in_one_program:
+  """Work units: one per point, or one per program: the points that differ
+  only in their seed (``seeds_in_one_program``) and in the
+  ``in_one_program`` axes."""
+  if not sweep.seeds_in_one_program and not in_one_program_fields(sweep):
     return [Unit(p.name, [p]) for p in points]
   groups: dict[str, list[Point]] = {}
   for p in points:
-    groups.setdefault(p.group, []).append(p)
+    groups.setdefault(unit_key(sweep, p), []).append(p)
   return [Unit(g, ps) for g, ps in groups.items()]
 
 

@@ -30,7 +30,7 @@ real labels on data (R1) and on interpolates (GP), whose
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import flax
 import flax.struct
@@ -39,7 +39,8 @@ import jax.numpy as jnp
 import optax
 
 from gan_stability import augment, losses, models, optimizers, penalties
-from gan_stability import regularizers
+from gan_stability import game, regularizers
+from gan_stability.config import schema
 from gan_stability.metrics import dynamics
 from gan_stability.models import SPECTRAL_STATS
 from gan_stability.train import task as task_lib
@@ -68,6 +69,17 @@ class GANState:
       the power-iteration vectors of spectral norm).
     g_ema_params: exponential moving average of ``g_params`` (``None`` when
       ``config.ema_decay == 0``).
+    stabilisers: the stabilisers' own state, a dict of float32 scalars
+      (``None`` when none has any): ADA's augmentation probability
+      ``ada_p`` and the sum ``ada_signs`` of ``E[sign(D(x_real))]`` over the
+      D updates since ``p`` was last adjusted (``augment='ada'``); LeCam's
+      anchors ``lecam_real``, ``lecam_fake`` (``lecam_weight > 0``).
+    game_state: the game update's memory (``None`` but for
+      ``game='optimistic'``: ``prev_g``, ``prev_d``, each player's previous
+      update ``Delta_{t-1}``, shaped like its parameters).
+
+  The last two fields came with 0.2.0; a run without those stabilisers has
+  ``None`` there, so its checkpoints are those of earlier releases.
   """
   step: jax.Array
   g_params: Any
@@ -77,20 +89,46 @@ class GANState:
   g_collections: Any
   d_collections: Any
   g_ema_params: Any
+  stabilisers: Any = None
+  game_state: Any = None
+
+  # Written to checkpoints only when not None (gan_stability.checkpoint).
+  OPTIONAL_FIELDS = ('stabilisers', 'game_state')
 
 
-def make_optimizers(config) -> tuple[optax.GradientTransformation,
-                                     optax.GradientTransformation]:
+def make_optimizers(config, *, g_lr=None, d_lr=None
+                    ) -> tuple[optax.GradientTransformation,
+                               optax.GradientTransformation]:
   """(G optimiser, D optimiser) from ``config.optimizer``.
 
   With ``lr_schedule='linear'`` the rate decays linearly to 0 over
   ``num_steps`` generator updates (the D schedule counts its
-  ``n_critic * num_steps`` updates).
+  ``n_critic * num_steps`` updates). ``g_lr`` / ``d_lr`` replace the
+  config's rates (e.g. traced scalars, :func:`make_train_step`'s
+  ``hparams``): the optimisers' states do not depend on them.
   """
   o = config.optimizer
-  return (optimizers.make_optimizer(o, o.g_lr, config.num_steps),
-          optimizers.make_optimizer(o, o.d_lr,
+  return (optimizers.make_optimizer(o, o.g_lr if g_lr is None else g_lr,
+                                    config.num_steps),
+          optimizers.make_optimizer(o, o.d_lr if d_lr is None else d_lr,
                                     config.num_steps * config.n_critic))
+
+
+def _stabiliser_options(config) -> dict:
+  """The stabilisers' settings of ``config`` (absent from configs written
+  before 0.2.0: off)."""
+  g = config.get
+  return dict(
+      augment=g('augment', 'none'),
+      policy=g('augment_policy', 'color,translation,cutout'),
+      ada_transforms=g('ada_transforms', augment.ADA_DEFAULT_TRANSFORMS),
+      ada_p=float(g('ada_p', 0.0)), ada_target=float(g('ada_target', 0.6)),
+      ada_interval=int(g('ada_interval', 4)),
+      ada_kimg=float(g('ada_kimg', 500.0)),
+      lecam_weight=float(g('lecam_weight', 0.0)),
+      lecam_decay=float(g('lecam_decay', regularizers.LECAM_DECAY)),
+      game=g('game', 'alternating'),
+      consensus_gamma=float(g('consensus_gamma', 10.0)))
 
 
 def init_state(config, generator, discriminator, key: jax.Array,
@@ -109,6 +147,16 @@ def init_state(config, generator, discriminator, key: jax.Array,
   d_vars = flax.core.unfreeze(discriminator.init(kd, x, update_stats=False,
                                                  **cond))
   g_params, d_params = g_vars.pop('params'), d_vars.pop('params')
+  opts = _stabiliser_options(config)
+  stab = {}
+  if opts['augment'] == 'ada':
+    stab.update(ada_p=jnp.float32(opts['ada_p']), ada_signs=jnp.float32(0))
+  if opts['lecam_weight'] > 0:
+    stab.update(lecam_real=jnp.float32(0), lecam_fake=jnp.float32(0))
+  game_state = None
+  if opts['game'] == 'optimistic':
+    zeros = lambda t: jax.tree.map(jnp.zeros_like, t)
+    game_state = {'prev_g': zeros(g_params), 'prev_d': zeros(d_params)}
   return GANState(
       step=jnp.zeros((), jnp.int32),
       g_params=g_params, d_params=d_params,
@@ -117,6 +165,7 @@ def init_state(config, generator, discriminator, key: jax.Array,
       # A copy, not an alias: the train step donates the state's buffers.
       g_ema_params=(jax.tree.map(jnp.copy, g_params)
                     if config.ema_decay > 0 else None),
+      stabilisers=stab or None, game_state=game_state,
   )
 
 
@@ -129,10 +178,43 @@ def _mean(x):
   return jnp.mean(x.astype(jnp.float32))
 
 
+def vmappable_fields(config) -> list[str]:
+  """The fields of ``config``'s schema marked ``vmappable``
+  (:class:`gan_stability.config.schema.Field`): those
+  :func:`make_train_step` takes as ``hparams``."""
+  return [n for n, f in schema.schema_for(config).items() if f.vmappable]
+
+
+def step_hparams(config) -> dict[str, Any]:
+  """The values of the vmappable fields (``Field.vmappable`` in
+  :mod:`gan_stability.config.schema`) as the train step of ``config`` reads
+  them (absent from old configs: the values that reproduce them)."""
+  g = config.get
+  return {
+      'penalty_weight': float(config.penalty_weight),
+      'gp_target': g('gp_target', 1.0),
+      'dragan_c': g('dragan_c', 0.5),
+      'd_clip': float(config.d_clip),
+      'optimizer.g_lr': config.optimizer.g_lr,
+      'optimizer.d_lr': config.optimizer.d_lr,
+      'ema_decay': float(config.ema_decay),
+      'lecam_weight': float(g('lecam_weight', 0.0)),
+      'lecam_decay': float(g('lecam_decay', regularizers.LECAM_DECAY)),
+      'consensus_gamma': float(g('consensus_gamma', 10.0)),
+      'instance_noise': float(g('instance_noise', 0.0)),
+      'label_smoothing': float(g('label_smoothing', 0.0)),
+      'cr_weight_real': float(g('cr_weight_real', 10.0)),
+      'cr_weight_fake': float(g('cr_weight_fake', 10.0)),
+      'zcr_sigma': float(g('zcr_sigma', 0.03)),
+      'zcr_weight_d': float(g('zcr_weight_d', 5.0)),
+      'zcr_weight_g': float(g('zcr_weight_g', 0.5)),
+  }
+
+
 def make_train_step(config, generator, discriminator, *,
-                    latent_sharding: Any = None
-                    ) -> Callable[[GANState, dict, jax.Array],
-                                  tuple[GANState, Metrics]]:
+                    latent_sharding: Any = None,
+                    hparams: Sequence[str] = ()) -> Callable[...,
+                                                     tuple[GANState, Metrics]]:
   """Builds the pure train step for ``config``.
 
   Args:
@@ -141,135 +223,181 @@ def make_train_step(config, generator, discriminator, *,
       ``D(x, update_stats=, train=)``).
     latent_sharding: optional sharding for the latent batch (the batch's
       sharding without its leading ``n_critic`` axis); ``None`` on one device.
+    hparams: config fields (each ``vmappable`` in the schema, e.g.
+      ``('penalty_weight', 'optimizer.d_lr')``) whose values the step takes
+      as an argument instead of from ``config`` (a vmapped group of runs
+      that differ in them, :func:`gan_stability.train.loop.train_group`).
 
   Returns:
     ``train_step(state, batch, key) -> (state, metrics)`` where
     ``batch['x']`` has shape ``[n_critic, B, ...]``: real batch ``i`` feeds
-    discriminator update ``i``.
+    discriminator update ``i``. With ``hparams``:
+    ``train_step(state, batch, key, hp)``, ``hp`` a dict of float32 scalars,
+    one per field of ``hparams`` (traced: one compilation for all values).
+    The state is that of ``config`` with any values of those fields; where
+    the step branches on one (``instance_noise``, ``label_smoothing``,
+    ``d_clip``: whether it is > 0), ``config``'s value decides (a group's
+    program config takes each field's largest value,
+    :func:`gan_stability.train.loop.program_config`), and a member whose
+    value is 0 computes what its own step computes (noise of scale 0, label
+    target 1, no clipping). Learning rates enter the optimisers as the
+    member's rate (optax's updates are the rate times a direction; the
+    states do not depend on it). Without ``hparams`` the step is the one
+    it always was (the same jaxpr).
+
+  ``config.game='alternating'`` (the default) makes ``n_critic`` D updates,
+  then one G update at the new D. The other game updates
+  (:func:`gan_stability.game.joint_update`: ``simultaneous``, ``consensus``,
+  ``extragradient``, ``optimistic``) update both players together from one
+  real batch and one latent batch (``n_critic = 1``): D's objective and G's
+  are evaluated on the same fake samples (the same augmentation and noise),
+  and each player's optimiser receives the direction the method forms.
   """
-  d_loss_fn, g_loss_fn = losses.get_losses(config.loss)
+  hparams = tuple(hparams)
+  allowed = vmappable_fields(config)
+  bad = [f for f in hparams if f not in allowed]
+  if bad or len(set(hparams)) != len(hparams):
+    raise ValueError(f'make_train_step: hparams {list(hparams)}: '
+                     f'{bad or "repeated"}; the vmappable fields of this '
+                     f'config: {allowed}')
+  d_loss_base, g_loss_fn = losses.get_losses(config.loss)
   penalty = penalties.PENALTIES.get(config.penalty)
-  penalty_fn = penalties.get_penalty(
-      config.penalty, **{arg: config[field] for arg, field in (
-          penalty.params.items() if penalty else ())})
-  penalty_weight = float(config.penalty_weight)
-  d_clip = float(config.d_clip)
-  ema_decay = float(config.ema_decay)
   ema_start = int(config.ema_start)
   z_dim = config.model.z_dim
   num_classes = int(config.model.get('num_classes', 0))
   # Which labels the penalty's D sees (see the module docstring).
   penalty_on_fake = penalty is not None and penalty.at == 'fake'
-  g_opt, d_opt = make_optimizers(config)
   unroll = task_lib.loop_unroll(config)
   # The stabilisers (absent from configs written before 0.2.0: off).
-  use_augment = config.get('augment', 'none') == 'diffaugment'
-  policy = config.get('augment_policy', 'color,translation,cutout')
-  noise0 = float(config.get('instance_noise', 0.0))
+  opts = _stabiliser_options(config)
+  use_augment = opts['augment'] == 'diffaugment'
+  use_ada = opts['augment'] == 'ada'
+  policy = opts['policy']
   noise_steps = int(config.get('instance_noise_steps', 0))
-  smoothing = float(config.get('label_smoothing', 0.0))
   penalty_every = int(config.get('penalty_every', 1))
   consistency = config.get('consistency', 'none')
-  cr_real = float(config.get('cr_weight_real', 10.0))
-  cr_fake = float(config.get('cr_weight_fake', 10.0))
-  zcr_sigma = float(config.get('zcr_sigma', 0.03))
-  zcr_d = float(config.get('zcr_weight_d', 5.0))
-  zcr_g = float(config.get('zcr_weight_g', 0.5))
   use_zcr = consistency == 'zcr'
-  if smoothing > 0:
-    d_loss_fn = lambda r, f: regularizers.smoothed_d_loss(
-        r, f, real_target=1.0 - smoothing)
+  game_method = opts['game']
+  # The branches on vmappable fields: config's values decide them.
+  values = step_hparams(config)
+  use_noise = values['instance_noise'] > 0
+  use_smoothing = values['label_smoothing'] > 0
+  use_clip = values['d_clip'] > 0
+  use_lecam = values['lecam_weight'] > 0
 
-  def noise_sigma(step):
-    if noise_steps > 0:
-      return regularizers.noise_schedule(step, sigma0=noise0,
-                                         anneal_steps=noise_steps)
-    return jnp.float32(noise0)
+  def build(hv):
+    """The step with the vmappable fields' values ``hv``: Python numbers
+    (from ``config``, exactly the single run's step) or traced scalars."""
+    d_loss_fn = d_loss_base
+    if use_smoothing:
+      d_loss_fn = lambda r, f: regularizers.smoothed_d_loss(
+          r, f, real_target=1.0 - hv['label_smoothing'])
+    penalty_fn = penalties.get_penalty(
+        config.penalty, **{arg: hv[field] for arg, field in (
+            penalty.params.items() if penalty else ())})
+    g_opt, d_opt = make_optimizers(config, g_lr=hv['optimizer.g_lr'],
+                                   d_lr=hv['optimizer.d_lr'])
 
-  def d_input(x, key, side, sigma):
-    """What D sees of a batch ``x``: DiffAugment, then instance noise
-    (``sigma``; last, so that cutout and padding are noisy too); ``side``
-    (0 real, 1 fake) separates their keys."""
-    if use_augment:
-      x = augment.diffaugment(
-          x, jax.random.fold_in(jax.random.fold_in(key, AUGMENT_STREAM),
-                                side), policy=policy)
-    if noise0 > 0:
-      x = regularizers.instance_noise(
-          x, jax.random.fold_in(jax.random.fold_in(key, NOISE_STREAM), side),
-          sigma)
-    return x
+    def clip_d(d_params):
+      """WGAN's clipping of D's weights; a traced bound of 0 (a member of a
+      group that clips) leaves them unclipped."""
+      if not use_clip:
+        return d_params
+      c = hv['d_clip']
+      clipped = jax.tree.map(lambda p: jnp.clip(p, -c, c), d_params)
+      if isinstance(c, (int, float)):
+        return clipped
+      return jax.tree.map(lambda q, p: jnp.where(c > 0, q, p), clipped,
+                          d_params)
 
-  def constrain(x):
-    if latent_sharding is None:
+    def noise_sigma(step):
+      if noise_steps > 0:
+        return regularizers.noise_schedule(step, sigma0=hv['instance_noise'],
+                                           anneal_steps=noise_steps)
+      return jnp.float32(hv['instance_noise'])
+
+    def d_input(x, key, side, sigma, p):
+      """What D sees of a batch ``x``: DiffAugment or ADA (at probability
+      ``p``), then instance noise (``sigma``; last, so that cutout and padding
+      are noisy too); ``side`` (0 real, 1 fake) separates their keys."""
+      if use_augment or use_ada:
+        k = jax.random.fold_in(jax.random.fold_in(key, AUGMENT_STREAM), side)
+        if use_augment:
+          x = augment.diffaugment(x, k, policy=policy)
+        else:
+          x = augment.ada_augment(x, k, p, transforms=opts['ada_transforms'])
+      if use_noise:
+        x = regularizers.instance_noise(
+            x, jax.random.fold_in(jax.random.fold_in(key, NOISE_STREAM), side),
+            sigma)
       return x
-    return jax.lax.with_sharding_constraint(x, latent_sharding)
 
-  def fake_labels(key, batch_size):
-    """Uniform class labels for the samples whose latents use ``key``."""
-    if not num_classes:
-      return None
-    k_y = jax.random.fold_in(key, FAKE_LABEL_STREAM)
-    return constrain(jax.random.randint(k_y, (batch_size,), 0, num_classes,
-                                        jnp.int32))
+    def constrain(x):
+      if latent_sharding is None:
+        return x
+      return jax.lax.with_sharding_constraint(x, latent_sharding)
 
-  def cond(labels):
-    return {} if labels is None else {'labels': labels}
+    def fake_labels(key, batch_size):
+      """Uniform class labels for the samples whose latents use ``key``."""
+      if not num_classes:
+        return None
+      k_y = jax.random.fold_in(key, FAKE_LABEL_STREAM)
+      return constrain(jax.random.randint(k_y, (batch_size,), 0, num_classes,
+                                          jnp.int32))
 
-  def latents(key, batch_size):
-    return constrain(jax.random.normal(key, (batch_size, z_dim), jnp.float32))
+    def cond(labels):
+      return {} if labels is None else {'labels': labels}
 
-  def generate_z(g_params, g_cols, z, labels):
-    """G in train mode at latents ``z``: (samples, updated collections)."""
-    variables = {'params': g_params, **g_cols}
-    if g_cols:
-      return generator.apply(variables, z, train=True, mutable=list(g_cols),
-                             **cond(labels))
-    return generator.apply(variables, z, train=True, **cond(labels)), g_cols
+    def latents(key, batch_size):
+      return constrain(jax.random.normal(key, (batch_size, z_dim), jnp.float32))
 
-  def generate(g_params, g_cols, key, batch_size):
-    """Samples in train mode; returns (samples, updated G collections,
-    their labels or None)."""
-    labels = fake_labels(key, batch_size)
-    x, g_cols = generate_z(g_params, g_cols, latents(key, batch_size), labels)
-    return x, g_cols, labels
+    def generate_z(g_params, g_cols, z, labels):
+      """G in train mode at latents ``z``: (samples, updated collections)."""
+      variables = {'params': g_params, **g_cols}
+      if g_cols:
+        return generator.apply(variables, z, train=True, mutable=list(g_cols),
+                               **cond(labels))
+      return generator.apply(variables, z, train=True, **cond(labels)), g_cols
 
-  def zcr_pair(g_params, g_cols, key, batch_size):
-    """G at the perturbed latents ``z + dz`` of the samples drawn with
-    ``key`` (zCR; G's collection updates of this pass are dropped)."""
-    z = latents(key, batch_size)
-    dz_key = jax.random.fold_in(key, CONSISTENCY_STREAM)
-    noisy, _ = generate_z(g_params, g_cols, regularizers.perturb_latents(
-        z, dz_key, sigma=zcr_sigma), fake_labels(key, batch_size))
-    return noisy
+    def generate(g_params, g_cols, key, batch_size):
+      """Samples in train mode; returns (samples, updated G collections,
+      their labels or None)."""
+      labels = fake_labels(key, batch_size)
+      x, g_cols = generate_z(g_params, g_cols, latents(key, batch_size), labels)
+      return x, g_cols, labels
 
-  def d_apply(d_params, d_cols, x, update_stats, labels=None):
-    """D in train mode. Only the pass with ``update_stats`` keeps the new
-    collections (spectral-norm vectors, batch-norm averages); other passes
-    are applied with the collections mutable and their updates dropped."""
-    variables = {'params': d_params, **d_cols}
-    if not d_cols:
-      return discriminator.apply(variables, x, update_stats=False,
-                                 train=True, **cond(labels)), d_cols
-    logits, new = discriminator.apply(variables, x, update_stats=update_stats,
-                                      train=True, mutable=list(d_cols),
-                                      **cond(labels))
-    return logits, ({**d_cols, **new} if update_stats else d_cols)
+    def zcr_pair(g_params, g_cols, key, batch_size):
+      """G at the perturbed latents ``z + dz`` of the samples drawn with
+      ``key`` (zCR; G's collection updates of this pass are dropped)."""
+      z = latents(key, batch_size)
+      dz_key = jax.random.fold_in(key, CONSISTENCY_STREAM)
+      noisy, _ = generate_z(g_params, g_cols, regularizers.perturb_latents(
+          z, dz_key, sigma=hv['zcr_sigma']), fake_labels(key, batch_size))
+      return noisy
 
-  def d_update(carry, inputs):
-    d_params, d_opt_state, d_cols, g_params, g_cols = carry
-    real, real_labels, key, d_index, sigma = inputs
-    k_z, k_pen = jax.random.split(key)
-    fake, _, fake_y = generate(g_params, g_cols, k_z, real.shape[0])
-    fake = jax.lax.stop_gradient(fake)
-    pen_labels = fake_y if penalty_on_fake else real_labels
-    real_in = d_input(real, key, 0, sigma)
-    fake_in = d_input(fake, key, 1, sigma)
-    if use_zcr:
-      fake_noisy = jax.lax.stop_gradient(
-          zcr_pair(g_params, g_cols, k_z, real.shape[0]))
+    def d_apply(d_params, d_cols, x, update_stats, labels=None):
+      """D in train mode. Only the pass with ``update_stats`` keeps the new
+      collections (spectral-norm vectors, batch-norm averages); other passes
+      are applied with the collections mutable and their updates dropped."""
+      variables = {'params': d_params, **d_cols}
+      if not d_cols:
+        return discriminator.apply(variables, x, update_stats=False,
+                                   train=True, **cond(labels)), d_cols
+      logits, new = discriminator.apply(variables, x, update_stats=update_stats,
+                                        train=True, mutable=list(d_cols),
+                                        **cond(labels))
+      return logits, ({**d_cols, **new} if update_stats else d_cols)
 
-    def loss_fn(params):
+    def d_objective(params, d_cols, real, real_labels, fake, fake_y,
+                    fake_noisy, key, k_pen, d_index, sigma, stab):
+      """D's loss (adversarial + penalty + stabilisers) of one D update.
+
+      ``fake`` (and zCR's ``fake_noisy``) are G's samples of the update;
+      ``key`` is the update's key (augmentation, noise, CR), ``stab`` the
+      stabilisers' state before it. Returns ``(total, out)``."""
+      p = stab['ada_p'] if use_ada else None
+      real_in = d_input(real, key, 0, sigma, p)
+      fake_in = d_input(fake, key, 1, sigma, p)
       # Spectral-norm power iteration advances once per D update (on the
       # real pass); the fake pass and the penalty start from the same stored
       # vector, so all three see the same normalised weights.
@@ -280,6 +408,7 @@ def make_train_step(config, generator, discriminator, *,
       if penalty_fn is None:
         pen = jnp.zeros((), jnp.float32)
       else:
+        pen_labels = fake_y if penalty_on_fake else real_labels
         d_fn = lambda x: d_apply(params, d_cols, x, False, pen_labels)[0]
         if penalty_every > 1:  # lazy: every k-th D update, weighted x k
           pen = regularizers.lazy_cond(
@@ -287,7 +416,7 @@ def make_train_step(config, generator, discriminator, *,
               lambda: penalty_fn(d_fn, real_in, fake_in, k_pen))
         else:
           pen = penalty_fn(d_fn, real_in, fake_in, k_pen)
-      total = adv + penalty_weight * pen
+      total = adv + hv['penalty_weight'] * pen
       aux = {}
       if consistency in ('cr', 'bcr'):
         # D(x') against D(T(x')), x' what the adversarial loss saw (after
@@ -295,113 +424,241 @@ def make_train_step(config, generator, discriminator, *,
         k_t = jax.random.fold_in(key, CONSISTENCY_STREAM)
         t_real = augment.diffaugment(real_in, jax.random.fold_in(k_t, 0),
                                      policy=policy)
-        reg = cr_real * regularizers.consistency(
+        reg = hv['cr_weight_real'] * regularizers.consistency(
             real_logits, d_apply(params, d_cols, t_real, False,
                                  real_labels)[0])
         if consistency == 'bcr':
           t_fake = augment.diffaugment(fake_in, jax.random.fold_in(k_t, 1),
                                        policy=policy)
-          reg += cr_fake * regularizers.consistency(
+          reg += hv['cr_weight_fake'] * regularizers.consistency(
               fake_logits, d_apply(params, d_cols, t_fake, False, fake_y)[0])
         aux['consistency'] = reg
         total += reg
       if use_zcr:
-        reg = zcr_d * regularizers.latent_consistency_d(
-            fake_logits, d_apply(params, d_cols, d_input(fake_noisy, key, 1,
-                                                         sigma),
+        reg = hv['zcr_weight_d'] * regularizers.latent_consistency_d(
+            fake_logits, d_apply(params, d_cols,
+                                 d_input(fake_noisy, key, 1, sigma, p),
                                  False, fake_y)[0])
         aux['consistency'] = reg
         total += reg
+      new_stab = dict(stab) if stab is not None else None
+      if use_lecam:
+        # The anchors include this update's batch means (as the authors' code
+        # updates them before computing the term); constants for the gradient.
+        decay = hv['lecam_decay']
+        new_stab['lecam_real'] = regularizers.ema_update(
+            stab['lecam_real'], _mean(real_logits), decay=decay)
+        new_stab['lecam_fake'] = regularizers.ema_update(
+            stab['lecam_fake'], _mean(fake_logits), decay=decay)
+        reg = hv['lecam_weight'] * regularizers.lecam(
+            real_logits, fake_logits, new_stab['lecam_real'],
+            new_stab['lecam_fake'])
+        aux['lecam'] = reg
+        total += reg
+      if use_ada:
+        aux['ada_rt'] = augment.ada_rt(real_logits)
       return total, (adv, pen, _mean(real_logits), _mean(fake_logits),
-                     new_cols, aux)
+                     new_cols, aux, new_stab)
 
-    (_, (adv, pen, d_real, d_fake, new_cols, aux)), grads = (
-        jax.value_and_grad(loss_fn, has_aux=True)(d_params))
-    updates, d_opt_state = d_opt.update(grads, d_opt_state, d_params)
-    d_params = optax.apply_updates(d_params, updates)
-    if d_clip > 0:
-      d_params = jax.tree.map(lambda p: jnp.clip(p, -d_clip, d_clip), d_params)
-    metrics = {'d_loss': adv, 'penalty': pen, 'd_real': d_real,
-               'd_fake': d_fake, 'd_grad_norm': optax.tree.norm(grads),
-               'd_update_norm': optax.tree.norm(updates), **aux}
-    return (d_params, d_opt_state, new_cols, g_params, g_cols), metrics
+    def after_d_update(stab, aux, d_index, batch_size):
+      """The stabilisers' state after D update ``d_index``: ADA accumulates
+      ``E[sign(D(x_real))]`` and adjusts ``p`` every ``ada_interval`` D
+      updates (:func:`gan_stability.augment.ada_update`)."""
+      if not use_ada:
+        return stab
+      interval = opts['ada_interval']
+      signs = stab['ada_signs'] + aux['ada_rt']
+      due = (d_index + 1) % interval == 0
+      p = jnp.where(due, augment.ada_update(
+          stab['ada_p'], signs / interval, target=opts['ada_target'],
+          batch_size=batch_size, interval=interval, kimg=opts['ada_kimg']),
+                    stab['ada_p'])
+      return {**stab, 'ada_p': p,
+              'ada_signs': jnp.where(due, jnp.float32(0), signs)}
 
-  def train_step(state: GANState, batch: dict, key: jax.Array
-                 ) -> tuple[GANState, Metrics]:
-    real = batch['x']
-    real_labels = None
-    if num_classes:
-      if 'label' not in batch:
-        raise ValueError('config.model.num_classes: a class-conditional '
-                         f'model (num_classes={num_classes}) needs '
-                         "batch['label']")
-      real_labels = batch['label']
-    n_critic = real.shape[0]
-    keys = jax.random.split(key, n_critic + 1)
-    carry = (state.d_params, state.d_opt_state, state.d_collections,
-             state.g_params, state.g_collections)
-    # The index of each D update in the run (lazy regularisation) and the
-    # instance-noise scale of this step; None (no scan input) when unused.
-    d_index = (state.step * n_critic + jnp.arange(n_critic)
-               if penalty_every > 1 else None)
-    sigma = noise_sigma(state.step) if noise0 > 0 else None
-    sigmas = None if sigma is None else jnp.broadcast_to(sigma, (n_critic,))
-    (d_params, d_opt_state, d_cols, _, _), d_metrics = jax.lax.scan(
-        d_update, carry, (real, real_labels, keys[:n_critic], d_index,
-                          sigmas), unroll=unroll)
-    d_metrics = jax.tree.map(jnp.mean, d_metrics)  # mean over critic updates
+    def d_update(carry, inputs):
+      d_params, d_opt_state, d_cols, g_params, g_cols, stab = carry
+      real, real_labels, key, d_index, sigma = inputs
+      k_z, k_pen = jax.random.split(key)
+      # No stop_gradient on G's samples: the gradient is taken in D's
+      # parameters only, and forward-mode derivatives of the whole step (its
+      # linearisation, experiments/reproduce/dirac.py) must see G's effect.
+      fake, _, fake_y = generate(g_params, g_cols, k_z, real.shape[0])
+      fake_noisy = (zcr_pair(g_params, g_cols, k_z, real.shape[0])
+                    if use_zcr else None)
+      (_, (adv, pen, d_real, d_fake, new_cols, aux, stab)), grads = (
+          jax.value_and_grad(d_objective, has_aux=True)(
+              d_params, d_cols, real, real_labels, fake, fake_y, fake_noisy,
+              key, k_pen, d_index, sigma, stab))
+      stab = after_d_update(stab, aux, d_index, real.shape[0])
+      updates, d_opt_state = d_opt.update(grads, d_opt_state, d_params)
+      d_params = clip_d(optax.apply_updates(d_params, updates))
+      metrics = {'d_loss': adv, 'penalty': pen, 'd_real': d_real,
+                 'd_fake': d_fake, 'd_grad_norm': optax.tree.norm(grads),
+                 'd_update_norm': optax.tree.norm(updates), **aux}
+      return (d_params, d_opt_state, new_cols, g_params, g_cols, stab), metrics
 
-    def g_loss(params):
-      fake, new_g_cols, fake_y = generate(params, state.g_collections,
-                                          keys[-1], real.shape[1])
-      logits, _ = d_apply(d_params, d_cols, d_input(fake, keys[-1], 1, sigma),
+    def g_objective(g_params, g_cols, d_params, d_cols, key, d_key, batch_size,
+                    sigma, stab):
+      """G's loss at latents of ``key``, D seeing the samples as the D update
+      with key ``d_key`` did. Returns ``(loss, (new G collections, mean
+      D(G(z)), aux))``."""
+      fake, new_g_cols, fake_y = generate(g_params, g_cols, key, batch_size)
+      p = stab['ada_p'] if use_ada else None
+      logits, _ = d_apply(d_params, d_cols, d_input(fake, d_key, 1, sigma, p),
                           False, fake_y)
       loss = g_loss_fn(logits)
       aux = {}
       if use_zcr:  # G pushes G(z) and G(z + dz) apart (weight zcr_weight_g)
-        noisy = zcr_pair(params, state.g_collections, keys[-1],
-                         real.shape[1])
-        aux['g_consistency'] = zcr_g * regularizers.latent_consistency_g(
-            fake, noisy)
+        noisy = zcr_pair(g_params, g_cols, key, batch_size)
+        aux['g_consistency'] = hv['zcr_weight_g'] * (
+            regularizers.latent_consistency_g(fake, noisy))
         loss += aux['g_consistency']
       return loss, (new_g_cols, _mean(logits), aux)
 
-    (g_loss_value, (g_cols, d_fake_after, g_aux)), g_grads = (
-        jax.value_and_grad(g_loss, has_aux=True)(state.g_params))
-    g_updates, g_opt_state = g_opt.update(g_grads, state.g_opt_state,
-                                          state.g_params)
-    g_params = optax.apply_updates(state.g_params, g_updates)
+    def labels_of(batch):
+      if not num_classes:
+        return None
+      if 'label' not in batch:
+        raise ValueError('config.model.num_classes: a class-conditional '
+                         f'model (num_classes={num_classes}) needs '
+                         "batch['label']")
+      return batch['label']
 
-    g_ema = state.g_ema_params
-    if g_ema is not None:
-      decay = jnp.where(state.step >= ema_start, ema_decay, 0.0)
-      g_ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
-                           g_ema, g_params)
+    def finish(state, *, g_params, d_params, g_opt_state, d_opt_state, g_cols,
+               d_cols, stab, game_state, d_metrics, g_loss_value, d_fake_after,
+               g_grads, g_updates, g_aux, sigma):
+      """The new state (with G's EMA) and the step's metrics."""
+      g_ema = state.g_ema_params
+      if g_ema is not None:
+        decay = jnp.where(state.step >= ema_start, hv['ema_decay'], 0.0)
+        g_ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
+                             g_ema, g_params)
+      new_state = GANState(
+          step=state.step + 1, g_params=g_params, d_params=d_params,
+          g_opt_state=g_opt_state, d_opt_state=d_opt_state,
+          g_collections=g_cols, d_collections=d_cols, g_ema_params=g_ema,
+          stabilisers=stab, game_state=game_state)
+      g_norm = optax.tree.norm(g_params)
+      d_norm = optax.tree.norm(d_params)
+      d_update_norm = d_metrics.pop('d_update_norm')
+      metrics = {
+          **d_metrics,
+          'd_gap': d_metrics['d_real'] - d_metrics['d_fake'],
+          'g_loss': g_loss_value,
+          'g_d_fake': d_fake_after,
+          'g_grad_norm': optax.tree.norm(g_grads),
+          'g_param_norm': g_norm,
+          'd_param_norm': d_norm,
+          'g_update_ratio': optax.tree.norm(g_updates) / (g_norm + 1e-12),
+          'd_update_ratio': d_update_norm / (d_norm + 1e-12),
+          **g_aux,
+      }
+      if sigma is not None:
+        metrics['noise_sigma'] = sigma
+      if use_ada:
+        metrics['ada_p'] = stab['ada_p']
+      return new_state, metrics
 
-    new_state = GANState(
-        step=state.step + 1, g_params=g_params, d_params=d_params,
-        g_opt_state=g_opt_state, d_opt_state=d_opt_state,
-        g_collections=g_cols, d_collections=d_cols, g_ema_params=g_ema)
-    g_norm = optax.tree.norm(g_params)
-    d_norm = optax.tree.norm(d_params)
-    d_update_norm = d_metrics.pop('d_update_norm')
-    metrics = {
-        **d_metrics,
-        'd_gap': d_metrics['d_real'] - d_metrics['d_fake'],
-        'g_loss': g_loss_value,
-        'g_d_fake': d_fake_after,
-        'g_grad_norm': optax.tree.norm(g_grads),
-        'g_param_norm': g_norm,
-        'd_param_norm': d_norm,
-        'g_update_ratio': optax.tree.norm(g_updates) / (g_norm + 1e-12),
-        'd_update_ratio': d_update_norm / (d_norm + 1e-12),
-        **g_aux,
-    }
-    if sigma is not None:
-      metrics['noise_sigma'] = sigma
-    return new_state, metrics
+    def train_step(state: GANState, batch: dict, key: jax.Array
+                   ) -> tuple[GANState, Metrics]:
+      real = batch['x']
+      real_labels = labels_of(batch)
+      n_critic = real.shape[0]
+      keys = jax.random.split(key, n_critic + 1)
+      carry = (state.d_params, state.d_opt_state, state.d_collections,
+               state.g_params, state.g_collections, state.stabilisers)
+      # The index of each D update in the run (lazy regularisation, ADA) and
+      # the instance-noise scale of this step; None (no scan input) when
+      # unused.
+      d_index = (state.step * n_critic + jnp.arange(n_critic)
+                 if penalty_every > 1 or use_ada else None)
+      sigma = noise_sigma(state.step) if use_noise else None
+      sigmas = None if sigma is None else jnp.broadcast_to(sigma, (n_critic,))
+      (d_params, d_opt_state, d_cols, _, _, stab), d_metrics = jax.lax.scan(
+          d_update, carry, (real, real_labels, keys[:n_critic], d_index,
+                            sigmas), unroll=unroll)
+      d_metrics = jax.tree.map(jnp.mean, d_metrics)  # mean over critic updates
 
-  return train_step
+      (g_loss_value, (g_cols, d_fake_after, g_aux)), g_grads = (
+          jax.value_and_grad(g_objective, has_aux=True)(
+              state.g_params, state.g_collections, d_params, d_cols, keys[-1],
+              keys[-1], real.shape[1], sigma, stab))
+      g_updates, g_opt_state = g_opt.update(g_grads, state.g_opt_state,
+                                            state.g_params)
+      g_params = optax.apply_updates(state.g_params, g_updates)
+      return finish(state, g_params=g_params, d_params=d_params,
+                    g_opt_state=g_opt_state, d_opt_state=d_opt_state,
+                    g_cols=g_cols, d_cols=d_cols, stab=stab, game_state=None,
+                    d_metrics=d_metrics, g_loss_value=g_loss_value,
+                    d_fake_after=d_fake_after, g_grads=g_grads,
+                    g_updates=g_updates, g_aux=g_aux, sigma=sigma)
+
+    joint = game.joint_update(game_method, g_opt, d_opt,
+                              gamma=hv['consensus_gamma'])
+
+    def joint_train_step(state: GANState, batch: dict, key: jax.Array
+                         ) -> tuple[GANState, Metrics]:
+      """One update of both players by ``config.game`` (``n_critic = 1``):
+      the keys are those of the alternating step with one D update, and both
+      players' objectives use the D update's latents and augmentation."""
+      real = batch['x'][0]
+      real_labels = labels_of(batch)
+      real_labels = None if real_labels is None else real_labels[0]
+      batch_size = real.shape[0]
+      key_d = jax.random.split(key, 2)[0]
+      k_z, k_pen = jax.random.split(key_d)
+      sigma = noise_sigma(state.step) if use_noise else None
+      stab = state.stabilisers
+      g_cols, d_cols = state.g_collections, state.d_collections
+
+      def grad_fn(g_params, d_params):
+        # G's samples depend on g (no stop_gradient), so consensus's J^T u
+        # has the players' cross terms; D's gradient is taken in d only.
+        fake, _, fake_y = generate(g_params, g_cols, k_z, batch_size)
+        fake_noisy = (zcr_pair(g_params, g_cols, k_z, batch_size)
+                      if use_zcr else None)
+        (_, d_out), u_d = jax.value_and_grad(d_objective, has_aux=True)(
+            d_params, d_cols, real, real_labels, fake, fake_y, fake_noisy,
+            key_d, k_pen, state.step, sigma, stab)
+        (g_loss_value, g_out), u_g = jax.value_and_grad(
+            g_objective, has_aux=True)(g_params, g_cols, d_params, d_cols, k_z,
+                                       key_d, batch_size, sigma, stab)
+        return (u_g, u_d), (d_out, g_loss_value, g_out, u_g, u_d)
+
+      game_state = state.game_state or {}
+      js = game.JointState(count=state.step, g_opt=state.g_opt_state,
+                           d_opt=state.d_opt_state,
+                           prev_g=game_state.get('prev_g'),
+                           prev_d=game_state.get('prev_d'))
+      (g_params, d_params), js, aux, (g_updates, d_updates) = joint.step(
+          grad_fn, state.g_params, state.d_params, js)
+      d_out, g_loss_value, (new_g_cols, d_fake_after, g_aux), u_g, u_d = aux
+      adv, pen, d_real, d_fake, new_d_cols, d_aux, stab = d_out
+      stab = after_d_update(stab, d_aux, state.step, batch_size)
+      d_params = clip_d(d_params)
+      d_metrics = {'d_loss': adv, 'penalty': pen, 'd_real': d_real,
+                   'd_fake': d_fake, 'd_grad_norm': optax.tree.norm(u_d),
+                   'd_update_norm': optax.tree.norm(d_updates), **d_aux}
+      return finish(state, g_params=g_params, d_params=d_params,
+                    g_opt_state=js.g_opt, d_opt_state=js.d_opt,
+                    g_cols=new_g_cols, d_cols=new_d_cols, stab=stab,
+                    game_state=(None if js.prev_g is None else
+                                {'prev_g': js.prev_g, 'prev_d': js.prev_d}),
+                    d_metrics=d_metrics, g_loss_value=g_loss_value,
+                    d_fake_after=d_fake_after, g_grads=u_g,
+                    g_updates=g_updates, g_aux=g_aux, sigma=sigma)
+
+    return train_step if game_method == 'alternating' else joint_train_step
+
+  if not hparams:
+    return build(values)
+
+  def train_step_hp(state, batch, key, hp):
+    return build({**values, **{f: hp[f] for f in hparams}})(
+        state, batch, key)
+
+  return train_step_hp
 
 
 def make_generate_fn(generator):
@@ -453,9 +710,12 @@ class GANTask(task_lib.Task):
     return init_state(self.config, self.generator, self.discriminator, key,
                       self.data_shape)
 
-  def make_train_step(self, *, latent_sharding=None):
+  def make_train_step(self, *, latent_sharding=None, hparams=()):
     return make_train_step(self.config, self.generator, self.discriminator,
-                           latent_sharding=latent_sharding)
+                           latent_sharding=latent_sharding, hparams=hparams)
+
+  def vmappable_fields(self):
+    return vmappable_fields(self.config)
 
   def make_generate_fn(self):
     return make_generate_fn(self.generator)

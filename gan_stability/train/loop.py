@@ -3,9 +3,11 @@
 :func:`train` runs one :class:`~gan_stability.train.task.Task` (a GAN or the
 VAE) in a workdir, data parallel over a ``'data'`` mesh;
 :func:`train_group` runs several configs of one task that differ only in
-their seed as one vmapped program on one device (used by
-:mod:`gan_stability.train.seeds`). Both follow the workdir contract of
-:mod:`gan_stability.train.workdir` for each run, with the same code:
+their seed and in vmappable hyper-parameters (``Field.vmappable`` in the
+config schema, e.g. ``penalty_weight``) as one vmapped program on one
+device (used by :mod:`gan_stability.train.seeds`). Both follow the workdir
+contract of :mod:`gan_stability.train.workdir` for each run, with the same
+code:
 
 * resume from each run's latest checkpoint (state, data position, pending
   per-step metrics, rollback count), dropping records written after it;
@@ -40,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from gan_stability import config as config_lib
 from gan_stability import data as data_lib
 from gan_stability import distributed
 from gan_stability import writers
@@ -49,6 +52,8 @@ from gan_stability.train import parallel
 from gan_stability.train import task as task_lib
 from gan_stability.train import workdir as workdir_lib
 from gan_stability.train.workdir import DivergenceError, Preempted
+
+_ABSENT = object()
 
 
 @dataclasses.dataclass
@@ -63,6 +68,10 @@ class _Run:
   monitor: Any = None
   last: dict | None = None
   handed_back: dict | None = None  # why it left a group
+  # A member of a group with hyper-parameters: its own task (its initial
+  # state) and the metrics its own run logs (None: all of the program's).
+  task: Any = None
+  metric_names: frozenset | None = None
 
 
 def _open_run(config, workdir: str) -> _Run:
@@ -129,7 +138,12 @@ class OnMesh:
     return (train_key if run.rollbacks == 0
             else jax.random.fold_in(train_key, run.rollbacks))
 
-  def split(self, metrics):
+  def step_args(self, runs) -> tuple:
+    del runs
+    return ()
+
+  def split(self, metrics, runs):
+    del runs
     return [metrics]
 
   def log_inputs(self, state):
@@ -148,17 +162,23 @@ class OnMesh:
 
 
 class Vmapped:
-  """How the loop runs a group: runs that differ only in their seed, stacked
-  along a leading axis and trained as one ``vmap``-ed program on one
-  device."""
+  """How the loop runs a group: runs that differ only in their seed and in
+  the hyper-parameters ``hparams`` (vmappable config fields), stacked along
+  a leading axis and trained as one ``vmap``-ed program on one device.
+
+  With ``hparams`` the multi-step takes a fourth argument, ``hp``: per field
+  the members' values, float32 ``[members]`` (:meth:`step_args`)."""
   group = True
 
-  def __init__(self, task):
+  def __init__(self, task, hparams: Sequence[str] = ()):
     self.task = task
+    self.hparams = tuple(hparams)
     config = task.config
-    train_step = task.make_train_step()
+    train_step = (task.make_train_step(hparams=self.hparams) if self.hparams
+                  else task.make_train_step())
     self.multi_step = jax.jit(
-        jax.vmap(task_lib.make_multi_step(train_step, unroll=task.unroll)),
+        jax.vmap(task_lib.make_multi_step(train_step, unroll=task.unroll,
+                                          hparams=bool(self.hparams))),
         donate_argnums=0, compiler_options=task.compiler_options)
     sample = task.make_sample_fn()
     n, labels = config.eval_samples, task.eval_labels(config.eval_samples)
@@ -179,9 +199,20 @@ class Vmapped:
   def keys(self, runs):
     return jnp.stack([r.keys[1] for r in runs])
 
-  def split(self, metrics):
+  def step_args(self, runs) -> tuple:
+    """``(hp,)``: the members' values of ``hparams`` (``()`` without)."""
+    if not self.hparams:
+      return ()
+    return ({f: np.array([hparam_value(r.task.config, f) for r in runs],
+                         np.float32) for f in self.hparams},)
+
+  def split(self, metrics, runs):
+    """Per run its metrics: those its own run logs (a member at 0 of a
+    branch the group takes, e.g. instance noise, logs no noise scale)."""
     size = len(next(iter(metrics.values())))
-    return [{k: v[i] for k, v in metrics.items()} for i in range(size)]
+    return [{k: v[i] for k, v in metrics.items()
+             if runs[i].metric_names is None or k in runs[i].metric_names}
+            for i in range(size)]
 
   def log_inputs(self, state):
     host = jax.device_get(self.task.log_inputs(state))
@@ -226,26 +257,118 @@ def train(task, workdir: str) -> dict:
 
 def train_group(task, configs: Sequence[Any], workdirs: Sequence[str], *,
                 prefix: str = '') -> list[dict]:
-  """Trains (or resumes) ``configs`` (``task.config`` with other seeds) as
-  one vmapped program; every run resumes from its own checkpoint, which must
-  all be of one step.
+  """Trains (or resumes) ``configs`` as one vmapped program; every run
+  resumes from its own checkpoint, which must all be of one step.
+
+  The configs differ only in their seed and in vmappable fields
+  (:func:`group_hparams`), and their initial states must have one layout
+  (:func:`state_layout`: e.g. ``ema_decay`` 0 and > 0 do not mix).
+  Without such fields the program is the step of ``configs[0]`` vmapped
+  over seeds; with them it is the step of :func:`program_config` taking
+  each member's values as an input (``task.make_train_step(hparams=...)``),
+  and each member logs the metrics of its own run. Either way every run's
+  files are those of a single run of its config. ``task``: a task of the
+  configs' family and data shape (rebuilt for the program's config unless
+  ``task.config`` is it but for the seed).
 
   Returns:
     Per run: its final record with ``step`` and ``status='ok'``, or
     ``{'status': 'single', 'step': ..., 'reason': ...}`` for a run that left
     the group (it diverged, or its checkpoint does not restore) and is to be
     finished alone with :func:`train`.
+
+  Raises:
+    ValueError: configs that differ in a field that is not vmappable, or
+      whose states differ in layout.
   """
+  hparams = group_hparams(task, configs)
+  members, names = [None] * len(configs), [None] * len(configs)
+  if hparams:
+    members = [type(task)(c, task.data_shape) for c in configs]
+    if len({state_layout(t) for t in members}) > 1:
+      raise ValueError('train_group: the runs\' initial states differ in '
+                       'layout (e.g. ema_decay or lecam_weight 0 and > 0); '
+                       'group them by state_layout')
+    # The step branches on these fields only on whether they are > 0.
+    by_branches: dict[tuple, frozenset] = {}
+    for i, t in enumerate(members):
+      on = tuple(hparam_value(t.config, f) > 0 for f in hparams)
+      if on not in by_branches:
+        by_branches[on] = t.metric_names()
+      names[i] = by_branches[on]
+  program = program_config(configs, hparams)
+  if [f for f in differing_fields([task.config, program]) if f != 'seed']:
+    task = type(task)(program, task.data_shape)
   with workdir_lib.claimed(configs, workdirs, data_shape=task.data_shape):
     runs = [_open_run(c, wd) for c, wd in zip(configs, workdirs)]
-    return _train(task, Vmapped(task), runs, prefix=prefix)
+    for r, t, n in zip(runs, members, names):
+      r.task, r.metric_names = t, n
+    return _train(task, Vmapped(task, hparams), runs, prefix=prefix)
+
+
+def hparam_value(config, field: str) -> float:
+  """``config``'s value of the (dotted) field ``field``, as a float."""
+  node = config
+  for part in field.split('.'):
+    node = node[part]
+  return float(node)
+
+
+def differing_fields(configs: Sequence[Any]) -> list[str]:
+  """The dotted config fields whose values are not the same in all of
+  ``configs`` (in the first config's field order)."""
+  flat = [config_lib.flatten(c) for c in configs]
+  names = list(flat[0]) + sorted({k for f in flat[1:] for k in f} -
+                                 set(flat[0]))
+  return [k for k in names
+          if any(f.get(k, _ABSENT) != flat[0].get(k, _ABSENT)
+                 for f in flat[1:])]
+
+
+def group_hparams(task, configs: Sequence[Any]) -> tuple[str, ...]:
+  """The fields other than ``seed`` in which ``configs`` differ: the
+  hyper-parameters of their group's program. Raises ValueError naming a
+  field that the task cannot vary in one program (not
+  ``task.vmappable_fields()``)."""
+  fields = [f for f in differing_fields(configs) if f != 'seed']
+  allowed = task.vmappable_fields()
+  bad = [f for f in fields if f not in allowed]
+  if bad:
+    raise ValueError(f'train_group: the configs differ in {bad}, which '
+                     'cannot vary within one vmapped program (it changes a '
+                     'shape or the structure of the step); the vmappable '
+                     f'fields: {allowed}')
+  return tuple(fields)
+
+
+def program_config(configs: Sequence[Any], hparams: Sequence[str]):
+  """The config the program of a group is built from: the first config
+  with each field of ``hparams`` at its largest value over the group, so
+  that every branch the step takes on such a field (on whether it is > 0)
+  is taken if any member takes it."""
+  out = configs[0].copy_and_resolve_references()
+  for field in hparams:
+    *parents, leaf = field.split('.')
+    node = out
+    for p in parents:
+      node = node[p]
+    node[leaf] = max(hparam_value(c, field) for c in configs)
+  return out
+
+
+def state_layout(task) -> Any:
+  """The tree structure, shapes and dtypes of ``task``'s initial state
+  (traced abstractly): runs stack into one program only if theirs agree."""
+  shapes = jax.eval_shape(task.init_state, jax.random.key(0))
+  return (jax.tree.structure(shapes),
+          tuple((x.shape, str(x.dtype)) for x in jax.tree.leaves(shapes)))
 
 
 def _resume(task, program, runs) -> tuple[int, Any]:
   """Restores every run; returns the common start step and the state."""
   states, start = [], None
   for r in runs:
-    fresh = program.place(task.init_state(r.keys[0]))
+    fresh = program.place((r.task or task).init_state(r.keys[0]))
     try:
       step, state, meta = r.files.resume(fresh, fallback=not program.group)
     except RuntimeError as e:
@@ -348,8 +471,10 @@ def _train_runs(task, program, runs, sigterm, prefix) -> list[dict]:
     draws = [[[next(r.iterator) for _ in range(task.draws_per_step)]
               for _ in range(k)] for r in runs]
     new_state, metrics = program.multi_step(state, program.batch(draws),
-                                            program.keys(runs))
-    per_run = program.split(jax.device_get(metrics))  # one sync per dispatch
+                                            program.keys(runs),
+                                            *program.step_args(runs))
+    # One sync per dispatch.
+    per_run = program.split(jax.device_get(metrics), runs)
     for r in runs:  # a checkpoint save that failed in the background
       r.files.ckpt.check()
     rolled_back = False

@@ -1,24 +1,32 @@
-"""Several seeds of one config trained as one compiled program (vmap).
+"""Several runs of one config trained as one compiled program (vmap).
 
-For small models (the 2-D MLPs) the seeds of one config are stacked along a
-new leading axis and the loop's multi-step is ``vmap``-ed over it: one
-compilation, one dispatch and one evaluation call per step for all seeds
-(:func:`gan_stability.train.loop.train_group`). Per seed it is a single run:
+For small models (the 2-D MLPs) the runs of one config that differ only in
+their seed, and in vmappable hyper-parameters (``Field.vmappable`` in
+:mod:`gan_stability.config.schema`: ``penalty_weight``, the learning rates,
+``ema_decay``, ...), are stacked along a new leading axis and the loop's
+multi-step is ``vmap``-ed over it: one compilation, one dispatch and one
+evaluation call per step for all of them
+(:func:`gan_stability.train.loop.train_group`). The hyper-parameters are an
+input of the step (``make_train_step(..., hparams=...)``), never part of
+the state. Per member it is a single run:
 
-* seed ``s`` uses exactly the keys, initial state and data batches of a
-  single run with ``config.seed = s``, so results equal one-by-one runs up to
-  float reduction order (``tests/test_sweep.py`` asserts agreement to
-  rtol 1e-4, atol 1e-5);
-* each seed has its own run directory in the single-run layout (the loop
-  writes it with the same code), so a seed can be resumed alone and the
-  report reads it like any run;
-* a seed whose loss becomes non-finite, or whose checkpoint does not
-  restore, leaves the group and is handed back with status ``'single'``: the
-  caller finishes it with ``train_and_evaluate``, which applies the
+* member ``i`` uses exactly the keys, initial state and data batches of a
+  single run of its config, and the step computes its numbers with its
+  values, so results equal one-by-one runs up to float reduction order
+  (``tests/test_sweep.py`` and ``tests/test_hparam_axes.py`` assert
+  agreement to rtol 1e-4 / 1e-5);
+* each member has its own run directory in the single-run layout (the loop
+  writes it with the same code: config, metrics records, checkpoints), so a
+  member can be resumed alone and the report reads it like any run;
+* a member whose loss becomes non-finite, or whose checkpoint does not
+  restore, leaves the group and is handed back with status ``'single'``:
+  the caller finishes it with ``train_and_evaluate``, which applies the
   divergence policy of the config (stop with a ``diverged`` record, or roll
-  back); the other seeds go on;
-* resuming restores every seed from its own latest checkpoint; seeds whose
-  checkpoints are at different steps run as separate groups.
+  back); the others go on;
+* resuming restores every member from its own latest checkpoint; members
+  whose checkpoints are at different steps run as separate groups, and so
+  do members whose states differ in layout (``ema_decay`` or
+  ``lecam_weight`` 0 and > 0: the state has no EMA / no LeCam anchors).
 
 The stacked program runs on one device (no data parallelism), for GANs only.
 """
@@ -26,6 +34,7 @@ The stacked program runs on one device (no data parallelism), for GANs only.
 from __future__ import annotations
 
 import os
+from typing import Any, Sequence
 
 from gan_stability import config as config_lib
 from gan_stability.checkpoint import Checkpointer
@@ -56,26 +65,75 @@ def train_seeds(config, seeds, workdirs, *, log_prefix: str = '') -> list[dict]:
     (it diverged, or its checkpoint did not restore).
   """
   seeds, workdirs = [int(s) for s in seeds], list(workdirs)
-  if config_lib.family(config) != 'gan':
-    raise config_lib.ConfigError(
-        f"config.family: {config.family!r} runs cannot share one vmapped "
-        'program (GANs only); set seeds_in_one_program=False in the sweep')
   if len(seeds) != len(workdirs) or len(set(seeds)) != len(seeds):
     raise ValueError(f'train_seeds: need distinct seeds, one workdir each '
                      f'(got seeds {seeds}, {len(workdirs)} workdirs)')
-  configs = [seed_config(config, s) for s in seeds]
+  return train_points([seed_config(config, s) for s in seeds], workdirs,
+                      log_prefix=log_prefix)
+
+
+def train_points(configs: Sequence[Any], workdirs: Sequence[str], *,
+                 log_prefix: str = '') -> list[dict]:
+  """Trains (or resumes) ``configs`` as vmapped programs.
+
+  Args:
+    configs: training configs that differ only in ``seed`` and in fields
+      the schema marks ``vmappable`` (e.g. the points of a sweep's group
+      with ``in_one_program`` axes); no two alike.
+    workdirs: one run directory per config (the single-run layout).
+    log_prefix: prefix of the progress lines.
+
+  Returns:
+    Per config, as :func:`train_seeds`.
+
+  Raises:
+    ConfigError: a config that does not validate, or not a GAN.
+    ValueError: configs that differ in a field that is not vmappable
+      (named), repeated configs or workdirs.
+
+  The configs run as one program per (start step, state layout): members
+  resume from their own checkpoints.
+  """
+  configs, workdirs = list(configs), list(workdirs)
+  if not configs or len(configs) != len(workdirs):
+    raise ValueError(f'train_points: need one workdir per config (got '
+                     f'{len(configs)} configs, {len(workdirs)} workdirs)')
+  for c in configs:
+    if config_lib.family(c) != 'gan':
+      raise config_lib.ConfigError(
+          f"config.family: {c.family!r} runs cannot share one vmapped "
+          'program (GANs only); set seeds_in_one_program=False in the '
+          'sweep')
+  flat = [tuple(sorted(config_lib.flatten(c).items(), key=str))
+          for c in configs]
+  if len(set(flat)) != len(flat) or len(set(workdirs)) != len(workdirs):
+    raise ValueError('train_points: the configs and the workdirs must be '
+                     'distinct')
   for c, wd in zip(configs, workdirs):
     config_lib.validate(c)
     os.makedirs(wd, exist_ok=True)
   task = tasks.make_task(configs[0])
-  # Seeds resume from their own checkpoints; one group per start step.
-  by_start: dict[int, list[int]] = {}
-  for i, wd in enumerate(workdirs):
+  hparams = loop.group_hparams(task, configs)  # before anything compiles
+  layouts: dict[tuple, Any] = {}  # by the branches taken (values > 0)
+
+  def layout(c):
+    if not hparams:
+      return None
+    on = tuple(loop.hparam_value(c, f) > 0 for f in hparams)
+    if on not in layouts:
+      layouts[on] = loop.state_layout(type(task)(c, task.data_shape))
+    return layouts[on]
+
+  # One group per start step and state layout.
+  kinds = list(dict.fromkeys(layout(c) for c in configs))
+  groups: dict[tuple, list[int]] = {}
+  for i, (c, wd) in enumerate(zip(configs, workdirs)):
     ckpt = Checkpointer(os.path.join(wd, 'checkpoints'))
-    by_start.setdefault(ckpt.latest_step() or 0, []).append(i)
+    start = ckpt.latest_step() or 0
     ckpt.close()
-  results: list[dict | None] = [None] * len(seeds)
-  for _, idx in sorted(by_start.items()):
+    groups.setdefault((start, kinds.index(layout(c))), []).append(i)
+  results: list[dict | None] = [None] * len(configs)
+  for _, idx in sorted(groups.items()):
     out = loop.train_group(task, [configs[i] for i in idx],
                            [workdirs[i] for i in idx], prefix=log_prefix)
     for i, r in zip(idx, out):

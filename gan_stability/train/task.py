@@ -67,8 +67,34 @@ class Task:
 
   def make_train_step(self, *, latent_sharding=None) -> TrainStep:
     """The pure train step; ``latent_sharding`` constrains latents drawn
-    for the global batch (data parallelism), ``None`` on one device."""
+    for the global batch (data parallelism), ``None`` on one device.
+
+    A task with :meth:`vmappable_fields` also takes ``hparams=`` (some of
+    those fields): the step is then ``step(state, batch, key, hp)`` with
+    ``hp`` a dict of float32 scalars, the members' values of those fields
+    (:func:`gan_stability.train.loop.train_group` vmaps it over a group of
+    runs that differ in them); without ``hparams`` it is the ordinary
+    step."""
     raise NotImplementedError
+
+  def vmappable_fields(self) -> list[str]:
+    """The config fields a group of runs may vary in one vmapped program
+    (``Field.vmappable`` in the config schema; none by default)."""
+    return []
+
+  def metric_names(self) -> frozenset[str]:
+    """The names of the train step's metrics (traced abstractly, not run):
+    a member of a vmapped group logs exactly those its own run logs."""
+    key = jax.random.key(0)
+    state = jax.eval_shape(self.init_state, key)
+    lead = (self.draws_per_step,) if self.critic_axis else ()
+    shape = lead + (self.config.batch_size,)
+    batch = {n: (jax.ShapeDtypeStruct(shape + tuple(self.data_shape),
+                                      jnp.float32) if n == 'x' else
+                 jax.ShapeDtypeStruct(shape, jnp.int32))
+             for n in self.batch_names}
+    _, metrics = jax.eval_shape(self.make_train_step(), state, batch, key)
+    return frozenset(metrics)
 
   def make_generate_fn(self) -> Callable:
     """``generate(params, collections, z, labels=None) -> [n, ...]``: the
@@ -150,7 +176,8 @@ def loop_unroll(config) -> bool:
       conv_impl=model.get('conv_impl', 'auto'))
 
 
-def make_multi_step(train_step: TrainStep, *, unroll: bool = False):
+def make_multi_step(train_step: TrainStep, *, unroll: bool = False,
+                    hparams: bool = False):
   """Fuses ``k`` train steps into one call: ``(state, batches, root_key)``.
 
   ``batches`` has a leading axis of ``k`` steps; step ``s`` uses the key
@@ -158,7 +185,17 @@ def make_multi_step(train_step: TrainStep, *, unroll: bool = False):
   key stream depends only on the root key and the step (resumable, and
   independent of ``k``). Returns the final state and metrics stacked ``[k]``.
   ``unroll`` emits the ``k`` steps as straight-line code instead of a scan.
+  ``hparams``: ``train_step`` takes a fourth argument ``hp`` (a step built
+  with ``hparams``, :meth:`Task.make_train_step`), which the fused call
+  takes too, ``(state, batches, root_key, hp)``, and passes to every step.
   """
+  if hparams:
+    def multi_step_hp(state, batches, root_key, hp):
+      def body(st, batch):
+        return train_step(st, batch, jax.random.fold_in(root_key, st.step),
+                          hp)
+      return jax.lax.scan(body, state, batches, unroll=unroll)
+    return multi_step_hp
 
   def multi_step(state, batches, root_key):
     def body(st, batch):
