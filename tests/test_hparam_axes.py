@@ -21,12 +21,12 @@ import pytest
 from experiments.configs import mnist, mog
 from gan_stability import config as config_lib
 from gan_stability import data as data_lib
-from gan_stability.checkpoint import Checkpointer
 from gan_stability.sweep import runner, spec as sw
 from gan_stability.train import gan, loop, tasks, train_and_evaluate
 from gan_stability.train import seeds as seeds_lib
 from gan_stability.train import task as task_lib
 from tests.conftest import write_fake_idx
+from tests.test_sweep import _restore  # pylint: disable=g-bad-import-order
 
 SMOKE = 'experiments/configs/mog.py:smoke'
 # mog.py:smoke, 4 steps: records at 2 and 4, evaluation and checkpoints at 4.
@@ -43,14 +43,6 @@ def _numbers(record):
 def _records(wd):
   with open(os.path.join(wd, 'metrics.jsonl')) as f:
     return [json.loads(line) for line in f]
-
-
-def _restore(wd, config):
-  template = tasks.make_task(config).init_state(jax.random.key(0))
-  ckpt = Checkpointer(os.path.join(wd, 'checkpoints'))
-  state, meta = ckpt.restore(ckpt.latest_step(), template)
-  ckpt.close()
-  return state, meta
 
 
 def _assert_same_run(got_wd, want_wd, config, *, exact=False):
