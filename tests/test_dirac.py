@@ -65,7 +65,16 @@ def test_script_quick_writes_outputs(script_run):
     md = f.read()
   for label, *_ in script.RUNS:
     assert f'| {label} |' in md
-  assert '| no |' not in md  # the "agrees" column
+  paper_table, games_table = md.split('Game updates through the real train '
+                                     'step')
+  assert '| no |' not in paper_table  # the "agrees" column
+  # The second table (the game updates through the train step):
+  # convergence as expected for every game.
+  with open(os.path.join(outdir, 'dirac_games.csv')) as f:
+    games = list(csv.DictReader(f))
+  assert len(games) == len(script.GAME_RUNS)
+  assert all(g['converged'] == g['expected'] for g in games)
+  assert all(f"| {g['method']} |" in games_table for g in games)
   import matplotlib.image
   img = matplotlib.image.imread(os.path.join(outdir, 'dirac.png'))
   assert img.ndim == 3 and img.shape[0] > 500 and img.shape[1] > 500
