@@ -462,6 +462,23 @@ def fields_for(*, family_name: str = 'gan', model: str = 'mlp',
   return {**RUN, **GAN, **model_fields, **data}
 
 
+def value(config, name: str):
+  """``config[name]`` of a GAN field, or its ``legacy`` value when the config
+  predates the field (a config built or upgraded by this package always has
+  it): the one place a reader of old configs takes that value from.
+
+  Raises:
+    KeyError: ``name`` is missing and the field has no legacy value.
+  """
+  if name in config:
+    return config[name]
+  legacy = GAN[name].legacy
+  if legacy is _MISSING:
+    raise KeyError(f'config.{name}: missing, and the field has no legacy '
+                   'value')
+  return legacy
+
+
 def schema_for(config) -> dict[str, Field]:
   """The schema of ``config`` (a ConfigDict or a ``config.json`` dict)."""
   m = config.get('model', {})

@@ -117,18 +117,14 @@ def make_optimizers(config, *, g_lr=None, d_lr=None
 def _stabiliser_options(config) -> dict:
   """The stabilisers' settings of ``config`` (absent from configs written
   before 0.2.0: off)."""
-  g = config.get
+  v = lambda name: schema.value(config, name)
   return dict(
-      augment=g('augment', 'none'),
-      policy=g('augment_policy', 'color,translation,cutout'),
-      ada_transforms=g('ada_transforms', augment.ADA_DEFAULT_TRANSFORMS),
-      ada_p=float(g('ada_p', 0.0)), ada_target=float(g('ada_target', 0.6)),
-      ada_interval=int(g('ada_interval', 4)),
-      ada_kimg=float(g('ada_kimg', 500.0)),
-      lecam_weight=float(g('lecam_weight', 0.0)),
-      lecam_decay=float(g('lecam_decay', regularizers.LECAM_DECAY)),
-      game=g('game', 'alternating'),
-      consensus_gamma=float(g('consensus_gamma', 10.0)))
+      augment=v('augment'), policy=v('augment_policy'),
+      ada_transforms=v('ada_transforms'), ada_p=float(v('ada_p')),
+      ada_target=float(v('ada_target')), ada_interval=int(v('ada_interval')),
+      ada_kimg=float(v('ada_kimg')), lecam_weight=float(v('lecam_weight')),
+      lecam_decay=float(v('lecam_decay')), game=v('game'),
+      consensus_gamma=float(v('consensus_gamma')))
 
 
 def init_state(config, generator, discriminator, key: jax.Array,
@@ -189,25 +185,18 @@ def step_hparams(config) -> dict[str, Any]:
   """The values of the vmappable fields (``Field.vmappable`` in
   :mod:`gan_stability.config.schema`) as the train step of ``config`` reads
   them (absent from old configs: the values that reproduce them)."""
-  g = config.get
+  v = lambda name: float(schema.value(config, name))
   return {
       'penalty_weight': float(config.penalty_weight),
-      'gp_target': g('gp_target', 1.0),
-      'dragan_c': g('dragan_c', 0.5),
+      'gp_target': float(config.gp_target),
       'd_clip': float(config.d_clip),
       'optimizer.g_lr': config.optimizer.g_lr,
       'optimizer.d_lr': config.optimizer.d_lr,
       'ema_decay': float(config.ema_decay),
-      'lecam_weight': float(g('lecam_weight', 0.0)),
-      'lecam_decay': float(g('lecam_decay', regularizers.LECAM_DECAY)),
-      'consensus_gamma': float(g('consensus_gamma', 10.0)),
-      'instance_noise': float(g('instance_noise', 0.0)),
-      'label_smoothing': float(g('label_smoothing', 0.0)),
-      'cr_weight_real': float(g('cr_weight_real', 10.0)),
-      'cr_weight_fake': float(g('cr_weight_fake', 10.0)),
-      'zcr_sigma': float(g('zcr_sigma', 0.03)),
-      'zcr_weight_d': float(g('zcr_weight_d', 5.0)),
-      'zcr_weight_g': float(g('zcr_weight_g', 0.5)),
+      **{name: v(name) for name in (
+          'dragan_c', 'lecam_weight', 'lecam_decay', 'consensus_gamma',
+          'instance_noise', 'label_smoothing', 'cr_weight_real',
+          'cr_weight_fake', 'zcr_sigma', 'zcr_weight_d', 'zcr_weight_g')},
   }
 
 
@@ -273,9 +262,9 @@ def make_train_step(config, generator, discriminator, *,
   use_augment = opts['augment'] == 'diffaugment'
   use_ada = opts['augment'] == 'ada'
   policy = opts['policy']
-  noise_steps = int(config.get('instance_noise_steps', 0))
-  penalty_every = int(config.get('penalty_every', 1))
-  consistency = config.get('consistency', 'none')
+  noise_steps = int(schema.value(config, 'instance_noise_steps'))
+  penalty_every = int(schema.value(config, 'penalty_every'))
+  consistency = schema.value(config, 'consistency')
   use_zcr = consistency == 'zcr'
   game_method = opts['game']
   # The branches on vmappable fields: config's values decide them.
