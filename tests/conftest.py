@@ -141,7 +141,7 @@ def fake_inception(monkeypatch):
   monkeypatch.setattr(inception, 'FEATURE_DIM', 64)
   proj = jax.random.normal(jax.random.key(0), (16, 64))
 
-  def fake_apply(params, x):
+  def fake_apply(params, x, impl='auto'):
     del params
     seen.append(np.asarray(x))
     pooled = jax.image.resize(x[..., :1], (x.shape[0], 4, 4, 1), 'linear')

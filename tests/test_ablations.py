@@ -1,6 +1,7 @@
-"""The ablation sweep specs of ``experiments/ablations/stabilisers.py``
-expand, and every point's config validates (nothing is trained here; the
-``*_smoke`` variants run them: see the module's docstring)."""
+"""The ablation sweep specs of ``experiments/ablations/`` (``stabilisers.py``,
+``sensitivity.py``) expand, and every point's config validates (nothing is
+trained here; the ``*_smoke`` variants run them: see the modules'
+docstrings)."""
 
 import pytest
 
@@ -90,3 +91,32 @@ def test_smoke_variants_are_small(variant, n):
 def test_unknown_variant():
   with pytest.raises(sw.SweepError, match="unknown variant 'bogus'"):
     runner.load(f'{SPEC}:bogus')
+
+
+def test_sensitivity_variants_are_one_program_per_dataset():
+  """experiments/ablations/sensitivity.py: 11 weights x 10 seeds vmapped
+  into one unit per dataset, on the quick start's budget and recipes."""
+  from experiments.ablations import sensitivity  # pylint: disable=g-import-not-at-top
+  from experiments.configs import mog  # pylint: disable=g-import-not-at-top
+  for variant, loss, penalty, n_critic in (
+      ('wgan_gp_lambda', 'wasserstein', 'gp', 5),
+      ('r1_gamma', 'nonsaturating', 'r1', 1)):
+    _, points, units, _ = runner.load(
+        f'experiments/ablations/sensitivity.py:{variant}', [])
+    assert len(points) == 2 * 11 * 10 and len(units) == 2
+    for unit in units:
+      assert len(unit.points) == 110
+      assert len({p.config.dataset for p in unit.points}) == 1
+      assert sorted({p.config.penalty_weight for p in unit.points}) == list(
+          sensitivity.WEIGHTS)
+    base = config_lib.flatten(points[0].config)
+    for field, value in mog.CPU_BUDGET.items():
+      assert base[field] == value, (variant, field)
+    assert (base['loss'], base['penalty'], base['n_critic']) == (
+        loss, penalty, n_critic), variant
+    config_lib.validate(points[-1].config, num_devices=1)
+  _, points, units, _ = runner.load(
+      'experiments/ablations/sensitivity.py:r1_gamma_smoke', [])
+  assert len(points) == 2 * 3 * 2 and len(units) == 2
+  with pytest.raises(ValueError, match='unknown variant'):
+    sensitivity.get_sweep('gamma')

@@ -191,7 +191,7 @@ def test_features_per_mode_deterministic_and_batch_independent(params,
 
 
 _FAKE_APPLY = '''
-def fake_apply(params, x):  # per image, so batching cannot change it
+def fake_apply(params, x, impl='auto'):  # per image: batching cannot change it
   calls.append((x.shape, len(x.sharding.device_set)))
   return jnp.tile(jnp.mean(x, axis=(1, 2)), (1, 683))[:, :2048]
 '''

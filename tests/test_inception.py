@@ -8,6 +8,7 @@ them skip when they are absent. The error measure for the golden features is
 per-row ``||ours - golden|| / ||golden||`` is checked too).
 """
 
+import functools
 import os
 
 import jax
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 from gan_stability.data import idx
+from gan_stability.errors import ConfigError
 from gan_stability.metrics import inception
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -91,6 +93,49 @@ def test_apply_matches_golden_features(applied, golden):
   assert row_rel <= 2e-5
 
 
+def test_winograd_network_matches_direct_and_golden(params, golden_inputs,
+                                                    applied, golden):
+  """``impl='winograd'`` (the CPU default: the 17x17 and 8x8 layers by
+  Winograd) against ``impl='direct'`` (every convolution as XLA's): features
+  within 1e-4 of the largest (the bound of issue #27), each network within
+  2e-5 of the golden features."""
+  assert inception.resolve_impl('auto') == 'winograd'  # the CPU backend
+  direct = np.asarray(inception.apply(params, golden_inputs[1],
+                                      impl='direct'))
+  wino = np.asarray(inception.apply(params, golden_inputs[1],
+                                    impl='winograd'))
+  np.testing.assert_array_equal(wino, applied)
+  rel = float(np.abs(wino - direct).max() / np.abs(direct).max())
+  print(f'winograd vs direct: max abs diff / max abs = {rel:.2e}')
+  assert 0 < rel <= 1e-4  # > 0: a different computation did run
+  for feats in (direct, wino):
+    assert max(_rel_errors(feats, golden)) <= 2e-5
+
+
+def test_folded_weights_are_kept_per_parameter_set(params):
+  """The folded network is reused while the parameter arrays are the same
+  objects, and folded again when one of them is replaced."""
+  a = inception._folded_net(params, 'direct')
+  assert inception._folded_net(params, 'direct') is a
+  other = dict(params)
+  layer = dict(params['conv'])
+  layer['beta'] = layer['beta'] + 1.0
+  other['conv'] = layer
+  b = inception._folded_net(other, 'direct')
+  assert b is not a
+  np.testing.assert_allclose(np.asarray(b['conv'][1]),
+                             np.asarray(a['conv'][1]) + 1.0, rtol=1e-6)
+  np.testing.assert_array_equal(np.asarray(b['conv_1'][0]),
+                                np.asarray(a['conv_1'][0]))
+  assert len(inception._FOLD_CACHE) <= inception._FOLD_CACHE_SIZE
+
+
+def test_unknown_impl_is_refused():
+  with pytest.raises(ConfigError, match="unknown 'fast'; allowed: "
+                     r"\['auto', 'winograd', 'direct'\]"):
+    inception.resolve_impl('fast')
+
+
 def test_features_on_uint8_299_grey_matches_golden(params, golden_inputs,
                                                    applied, golden):
   """No resize at 299x299; grey copied to 3 channels; u / 128 - 1."""
@@ -124,9 +169,9 @@ def fake_apply(monkeypatch):
   padding and the pixel mapping are checked without running Inception."""
   traces = []
 
-  @jax.jit
-  def fake(params, x):
-    del params
+  @functools.partial(jax.jit, static_argnames='impl')
+  def fake(params, x, impl='auto'):
+    del params, impl
     traces.append(x.shape)
     assert x.shape[1:] == (299, 299, 3)
     return jnp.broadcast_to(jnp.mean(x, axis=(1, 2, 3))[:, None],

@@ -37,6 +37,19 @@ import ml_collections
 from experiments.configs import recipes
 from gan_stability import config as config_lib
 
+# The quick start's CPU budget (experiments/quickstart.py), also that of the
+# sensitivity ablation (experiments/ablations/sensitivity.py): 3,000 generator
+# updates of MLPs 3 x 64 at batch 64 and a learning rate of 1e-3 (the papers'
+# 1e-4 needs ~10x the steps); losses, penalties, n_critic and Adam betas stay
+# the recipes'. Dotted keys are config fields.
+CPU_BUDGET = {
+    'num_steps': 3000, 'batch_size': 64, 'steps_per_dispatch': 100,
+    'optimizer.g_lr': 1e-3, 'optimizer.d_lr': 1e-3,
+    'log_every': 500, 'eval_every': 1500, 'checkpoint_every': 1500,
+    'model.g_hidden': 64, 'model.d_hidden': 64,
+    'write_tensorboard': False,
+}
+
 VARIANTS = ('vanilla', 'nonsaturating', 'wgan_gp', 'wgan_gp_toy', 'sngan',
             'hinge_r1', 'smoke')
 

@@ -38,18 +38,22 @@ weights folder). They stop at the pool features: the graph's final
 caller.
 
 Implementation notes (exact reformulations, same function up to float
-rounding): the batch norm is folded into the kernel and a bias inside the
-jitted function; the 1x1 convolutions of a block that read the same input are
-computed as one wider 1x1 convolution; and in blocks whose pool branch is an
-average pool, the branch's 1x1 convolution is applied *before* the pool
-(both are linear and a normalised average of a per-pixel affine map commutes
-with it), so the pool runs on 32-192 channels instead of 192-1280 and the
-convolution joins the block's merged 1x1 convolution. Stride-2 convolutions
-run as a patch matmul and the two unpadded stride-1 3x3 convolutions of the
-stem as padded ones with the border cropped, layouts XLA's CPU backend runs
-faster. ``tests/test_inception.py`` checks the port against the reference
-network's golden features (the largest error relative to the largest
-feature, asserted at most 2e-5).
+rounding): the batch norm is folded into the kernel and a bias, once per
+parameter set (:func:`apply` keeps the folded weights); the 1x1
+convolutions of a block that read the same input are computed as one wider
+1x1 convolution; in blocks whose pool branch is an average pool, the
+branch's 1x1 convolution is applied *before* the pool (both are linear and a
+normalised average of a per-pixel affine map commutes with it), so the pool
+runs on 32-192 channels instead of 192-1280 and the convolution joins the
+block's merged 1x1 convolution; pools are maxima / sums of strided slices
+(XLA's CPU ``reduce_window`` is several times slower); and on the CPU
+(``impl='winograd'``) the 3x3 and 5x5 convolutions of the 35x35 blocks
+(Winograd along the width), the 1x7 / 7x1 ones of the 17x17 blocks and the
+3x3, 1x3 and 3x1 ones of the 8x8 blocks run as Winograd convolutions
+(:mod:`gan_stability.kernels.winograd_nd`). ``tests/test_inception.py``
+checks the port against the reference network's golden features (the
+largest error relative to the largest feature, asserted at most 2e-5, for
+both networks) and the Winograd network against the direct one (1e-4).
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_stability.errors import ConfigError
-from gan_stability.kernels import compile_options
+from gan_stability.kernels import compile_options, winograd_nd
 
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
@@ -234,65 +238,143 @@ def _conv(x, kernel, stride=1, pad=(0, 0)):
       dimension_numbers=_DN)
 
 
-def _strided_conv(x, kernel, stride):
-  """Unpadded strided convolution as patch extraction + one matmul."""
-  kh, kw, cin, cout = kernel.shape
-  _, h, w, _ = x.shape
-  oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
-  patches = jnp.concatenate(
-      [x[:, i:i + stride * (oh - 1) + 1:stride,
-         j:j + stride * (ow - 1) + 1:stride, :]
-       for i in range(kh) for j in range(kw)], axis=-1)  # (i, j, c) order
-  return patches @ kernel.reshape(kh * kw * cin, cout)
+_BLOCK_INPUT = {'conv': 299, 'conv_1': 149, 'conv_2': 147, 'conv_3': 73,
+                'conv_4': 73, 'mixed': 35, 'mixed_1': 35, 'mixed_2': 35,
+                'mixed_3': 35, 'mixed_4': 17, 'mixed_5': 17, 'mixed_6': 17,
+                'mixed_7': 17, 'mixed_8': 17, 'mixed_9': 8, 'mixed_10': 8}
+
+# The 'winograd' network's Winograd layers (gan_stability.kernels
+# .winograd_nd), by (kh, kw, height of the block's input):
+# WINOGRAD_TILES: tiles (m_h, m_w), F(m_h, kh) x F(m_w, kw) on both axes;
+# WINOGRAD_ROWS: m, F(m, kw) along the width and XLA's convolution along the
+# height (1-D transforms: less memory traffic, which pays at 35x35).
+# Other layers, and every layer of the 'direct' network, run as XLA's
+# convolution: on the stem's larger activations the transforms' memory
+# traffic costs more than the multiplications saved. Chosen by
+# `python -m experiments.bench.fid_features --time_layers`
+# (docs/bench/fid_layers.txt).
+WINOGRAD_TILES: dict[tuple[int, int, int], tuple[int, int]] = {
+    (1, 7, 17): (1, 4), (7, 1, 17): (4, 1),  # mixed_4..mixed_8 (17x17)
+    (3, 3, 8): (4, 4),  # mixed_9, mixed_10 tower_1_conv_1 (8x8)
+    (1, 3, 8): (1, 4), (3, 1, 8): (4, 1),  # mixed_9, mixed_10 (8x8)
+}
+WINOGRAD_ROWS: dict[tuple[int, int, int], int] = {
+    (3, 3, 35): 4, (5, 5, 35): 4,  # mixed..mixed_3 (35x35)
+}
+IMPLS = ('winograd', 'direct')
 
 
-def _layer(params: Params, name: str, x: jax.Array) -> jax.Array:
-  """``relu(bn(conv(x)))`` for one layer of the table.
+def _tile(name: str, impl: str):
+  """How layer ``name`` runs in network ``impl``: ``('tiles', (m_h, m_w))``,
+  ``('rows', m)`` or None (XLA's convolution)."""
+  _, _, kh, kw, stride, _ = LAYERS[name]
+  if impl != 'winograd' or stride != 1:
+    return None
+  key = (kh, kw, _BLOCK_INPUT[name.split('.')[0]])
+  if key in WINOGRAD_TILES:
+    return 'tiles', WINOGRAD_TILES[key]
+  if key in WINOGRAD_ROWS:
+    return 'rows', WINOGRAD_ROWS[key]
+  return None
 
-  Two layouts that XLA's CPU convolution handles slowly are rewritten
-  (measured ~2-3x per layer on 2 CPU cores): stride-2 convolutions become a
-  patch matmul, and stride-1 convolutions with less than 'same' padding
-  (``conv_1``, ``conv_4``: 3x3 unpadded) run 'same'-padded with the extra
-  border cropped.
-  """
-  _, _, kh, kw, stride, pad = LAYERS[name]
-  kernel, bias = _folded(params, name)
-  if stride != 1 and pad == (0, 0):
-    y = _strided_conv(x, kernel, stride)
+
+def _merged_names(block: str) -> tuple[str, ...]:
+  """The 1x1 layers of ``block`` that read the block's input, computed as
+  one wider convolution (their outputs split in this order)."""
+  if block in ('mixed', 'mixed_1', 'mixed_2', 'mixed_4', 'mixed_5', 'mixed_6',
+               'mixed_7'):
+    names = ('conv', 'tower.conv', 'tower_1.conv', 'tower_2.conv')
+  elif block == 'mixed_8':
+    names = ('tower.conv', 'tower_1.conv')
+  elif block == 'mixed_9':
+    names = ('conv', 'tower_conv', 'tower_1_conv', 'tower_2_conv')
+  elif block == 'mixed_10':  # its pool branch is a max pool, then the conv
+    names = ('conv', 'tower_conv', 'tower_1_conv')
   else:
-    same = ((kh - 1) // 2, (kw - 1) // 2)
-    if stride == 1 and (pad[0] < same[0] or pad[1] < same[1]):
-      ch, cw = same[0] - pad[0], same[1] - pad[1]
-      y = _conv(x, kernel, 1, same)
-      y = y[:, ch:y.shape[1] - ch, cw:y.shape[2] - cw, :]
-    else:
-      y = _conv(x, kernel, stride, pad)
+    names = ()
+  return tuple(f'{block}.{n}' for n in names)
+
+
+Net = dict[str, tuple[jax.Array, jax.Array]]
+
+
+def _fold(params: Params, impl: str) -> Net:
+  """The network's weights as the forward pass uses them: batch norm folded
+  into each kernel and a bias; each block's merged 1x1 kernels concatenated
+  (key: the block's name); Winograd layers' kernels transformed."""
+  merged = {n: b for b in _BLOCK_INPUT for n in _merged_names(b)}
+  net = {}
+  for block in _BLOCK_INPUT:
+    names = _merged_names(block)
+    if names:
+      folded = [_folded(params, n) for n in names]
+      net[block] = (jnp.concatenate([k for k, _ in folded], axis=-1),
+                    jnp.concatenate([b for _, b in folded], axis=-1))
+  for name in LAYERS:
+    if name in merged:
+      continue
+    kernel, bias = _folded(params, name)
+    form = _tile(name, impl)
+    if form is not None:
+      kind, tile = form
+      kernel = (winograd_nd.kernel_transform(kernel, tile) if kind == 'tiles'
+                else winograd_nd.row_kernel_transform(kernel, tile))
+    net[name] = (kernel, bias)
+  return net
+
+
+def _layer(net: Net, impl: str, name: str, x: jax.Array) -> jax.Array:
+  """``relu(bn(conv(x)))`` for one layer of the table: XLA's convolution,
+  or a Winograd convolution for the layers of :data:`WINOGRAD_TILES` and
+  :data:`WINOGRAD_ROWS` in the ``'winograd'`` network."""
+  _, _, kh, kw, stride, pad = LAYERS[name]
+  kernel, bias = net[name]
+  form = _tile(name, impl)
+  if form is not None and form[0] == 'tiles':
+    y = winograd_nd.conv_transformed(x, kernel, (kh, kw), pad, form[1])
+  elif form is not None:
+    y = winograd_nd.row_conv_transformed(x, kernel, (kh, kw), pad, form[1])
+  else:
+    y = _conv(x, kernel, stride, pad)
   return jax.nn.relu(y + bias)
 
 
-def _merged_1x1(params: Params, names: Iterable[str], x: jax.Array,
+def _merged_1x1(net: Net, block: str, x: jax.Array,
                 relu: Iterable[bool]) -> list[jax.Array]:
-  """Several 1x1 layers reading ``x`` as one convolution; outputs split."""
-  names = list(names)
-  folded = [_folded(params, n) for n in names]
-  kernel = jnp.concatenate([k for k, _ in folded], axis=-1)
-  bias = jnp.concatenate([b for _, b in folded], axis=-1)
+  """The 1x1 layers of :func:`_merged_names` as one convolution; outputs
+  split, each through a relu or not."""
+  kernel, bias = net[block]
   y = _conv(x, kernel) + bias
-  outs = jnp.split(y, np.cumsum([b.shape[0] for _, b in folded])[:-1], axis=-1)
+  sizes = [LAYERS[n][0] for n in _merged_names(block)]
+  outs = jnp.split(y, np.cumsum(sizes)[:-1], axis=-1)
   return [jax.nn.relu(o) if r else o for o, r in zip(outs, relu)]
 
 
+def _window_slices(x, size: int, stride: int):
+  """The ``size x size`` taps of a window of ``stride``: strided slices of
+  ``x`` (no padding), one per tap."""
+  oh = (x.shape[1] - size) // stride + 1
+  ow = (x.shape[2] - size) // stride + 1
+  return [x[:, i:i + stride * (oh - 1) + 1:stride,
+            j:j + stride * (ow - 1) + 1:stride]
+          for i in range(size) for j in range(size)]
+
+
 def _max_pool(x, size=3, stride=2, pad=0):
-  padding = ((0, 0), (pad, pad), (pad, pad), (0, 0))
-  return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, size, size, 1),
-                               (1, stride, stride, 1), padding)
+  """Max pool as the maximum of strided slices (the same values as
+  ``lax.reduce_window``, which XLA's CPU backend runs several times
+  slower)."""
+  if pad:
+    x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)),
+                constant_values=-jnp.inf)
+  return functools.reduce(jnp.maximum, _window_slices(x, size, stride))
 
 
 def _avg_pool_3x3_same(x):
   """3x3 stride 1 pad 1 average, padding excluded from the count."""
   h, w = x.shape[1], x.shape[2]
-  total = jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, 3, 3, 1),
-                                (1, 1, 1, 1), ((0, 0), (1, 1), (1, 1), (0, 0)))
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  total = functools.reduce(jnp.add, _window_slices(xp, 3, 1))
   def valid(n):  # in-range taps of each output position along one axis
     i = np.arange(n)
     return np.minimum(i + 1, n - 1) - np.maximum(i - 1, 0) + 1
@@ -301,83 +383,78 @@ def _avg_pool_3x3_same(x):
   return total / jnp.asarray(count)[None, :, :, None]
 
 
-def _block_a(params, name, x):
-  b0, t, t1, pool_pre = _merged_1x1(
-      params, [f'{name}.conv', f'{name}.tower.conv', f'{name}.tower_1.conv',
-               f'{name}.tower_2.conv'], x, relu=(True, True, True, False))
-  t = _layer(params, f'{name}.tower.conv_1', t)
-  t1 = _layer(params, f'{name}.tower_1.conv_2',
-              _layer(params, f'{name}.tower_1.conv_1', t1))
+def _block_a(net, impl, name, x):
+  b0, t, t1, pool_pre = _merged_1x1(net, name, x,
+                                    relu=(True, True, True, False))
+  t = _layer(net, impl, f'{name}.tower.conv_1', t)
+  t1 = _layer(net, impl, f'{name}.tower_1.conv_2',
+              _layer(net, impl, f'{name}.tower_1.conv_1', t1))
   pool = jax.nn.relu(_avg_pool_3x3_same(pool_pre))
   return jnp.concatenate([b0, t, t1, pool], axis=-1)
 
 
-def _block_b(params, name, x):
-  b0 = _layer(params, f'{name}.conv', x)
-  t = _layer(params, f'{name}.tower.conv', x)
-  t = _layer(params, f'{name}.tower.conv_2',
-             _layer(params, f'{name}.tower.conv_1', t))
+def _block_b(net, impl, name, x):
+  b0 = _layer(net, impl, f'{name}.conv', x)
+  t = _layer(net, impl, f'{name}.tower.conv', x)
+  t = _layer(net, impl, f'{name}.tower.conv_2',
+             _layer(net, impl, f'{name}.tower.conv_1', t))
   return jnp.concatenate([b0, t, _max_pool(x)], axis=-1)
 
 
-def _block_c(params, name, x):
-  b0, t, t1, pool_pre = _merged_1x1(
-      params, [f'{name}.conv', f'{name}.tower.conv', f'{name}.tower_1.conv',
-               f'{name}.tower_2.conv'], x, relu=(True, True, True, False))
+def _block_c(net, impl, name, x):
+  b0, t, t1, pool_pre = _merged_1x1(net, name, x,
+                                    relu=(True, True, True, False))
   for i in (1, 2):
-    t = _layer(params, f'{name}.tower.conv_{i}', t)
+    t = _layer(net, impl, f'{name}.tower.conv_{i}', t)
   for i in (1, 2, 3, 4):
-    t1 = _layer(params, f'{name}.tower_1.conv_{i}', t1)
+    t1 = _layer(net, impl, f'{name}.tower_1.conv_{i}', t1)
   pool = jax.nn.relu(_avg_pool_3x3_same(pool_pre))
   return jnp.concatenate([b0, t, t1, pool], axis=-1)
 
 
-def _block_d(params, name, x):
-  t, t1 = _merged_1x1(params, [f'{name}.tower.conv', f'{name}.tower_1.conv'],
-                      x, relu=(True, True))
-  t = _layer(params, f'{name}.tower.conv_1', t)
+def _block_d(net, impl, name, x):
+  t, t1 = _merged_1x1(net, name, x, relu=(True, True))
+  t = _layer(net, impl, f'{name}.tower.conv_1', t)
   for i in (1, 2, 3):
-    t1 = _layer(params, f'{name}.tower_1.conv_{i}', t1)
+    t1 = _layer(net, impl, f'{name}.tower_1.conv_{i}', t1)
   return jnp.concatenate([t, t1, _max_pool(x)], axis=-1)
 
 
-def _block_e(params, name, x, *, max_pool_branch):
-  names = [f'{name}.conv', f'{name}.tower_conv', f'{name}.tower_1_conv']
+def _block_e(net, impl, name, x, *, max_pool_branch):
   if max_pool_branch:  # mixed_10: max pool, then conv (they do not commute)
-    b0, a, b = _merged_1x1(params, names, x, relu=(True, True, True))
-    pool = _layer(params, f'{name}.tower_2_conv',
+    b0, a, b = _merged_1x1(net, name, x, relu=(True, True, True))
+    pool = _layer(net, impl, f'{name}.tower_2_conv',
                   _max_pool(x, size=3, stride=1, pad=1))
   else:  # mixed_9: average pool commutes with the affine 1x1 conv
-    b0, a, b, pool_pre = _merged_1x1(
-        params, names + [f'{name}.tower_2_conv'], x,
-        relu=(True, True, True, False))
+    b0, a, b, pool_pre = _merged_1x1(net, name, x,
+                                      relu=(True, True, True, False))
     pool = jax.nn.relu(_avg_pool_3x3_same(pool_pre))
-  b = _layer(params, f'{name}.tower_1_conv_1', b)
+  b = _layer(net, impl, f'{name}.tower_1_conv_1', b)
   return jnp.concatenate([
       b0,
-      _layer(params, f'{name}.tower_mixed_conv', a),
-      _layer(params, f'{name}.tower_mixed_conv_1', a),
-      _layer(params, f'{name}.tower_1_mixed_conv', b),
-      _layer(params, f'{name}.tower_1_mixed_conv_1', b),
+      _layer(net, impl, f'{name}.tower_mixed_conv', a),
+      _layer(net, impl, f'{name}.tower_mixed_conv_1', a),
+      _layer(net, impl, f'{name}.tower_1_mixed_conv', b),
+      _layer(net, impl, f'{name}.tower_1_mixed_conv_1', b),
       pool,
   ], axis=-1)
 
 
-def _forward(params: Params, x: jax.Array) -> jax.Array:
+def _forward(net: Net, x: jax.Array, impl: str) -> jax.Array:
   x = x.astype(jnp.float32)
   for name in ('conv', 'conv_1', 'conv_2'):
-    x = _layer(params, name, x)
+    x = _layer(net, impl, name, x)
   x = _max_pool(x)
-  x = _layer(params, 'conv_4', _layer(params, 'conv_3', x))
+  x = _layer(net, impl, 'conv_4', _layer(net, impl, 'conv_3', x))
   x = _max_pool(x)
   for name in ('mixed', 'mixed_1', 'mixed_2'):
-    x = _block_a(params, name, x)
-  x = _block_b(params, 'mixed_3', x)
+    x = _block_a(net, impl, name, x)
+  x = _block_b(net, impl, 'mixed_3', x)
   for name in ('mixed_4', 'mixed_5', 'mixed_6', 'mixed_7'):
-    x = _block_c(params, name, x)
-  x = _block_d(params, 'mixed_8', x)
-  x = _block_e(params, 'mixed_9', x, max_pool_branch=False)
-  x = _block_e(params, 'mixed_10', x, max_pool_branch=True)
+    x = _block_c(net, impl, name, x)
+  x = _block_d(net, impl, 'mixed_8', x)
+  x = _block_e(net, impl, 'mixed_9', x, max_pool_branch=False)
+  x = _block_e(net, impl, 'mixed_10', x, max_pool_branch=True)
   return jnp.mean(x, axis=(1, 2))
 
 
@@ -388,26 +465,70 @@ def _compiled_forward():
   convolutions on Eigen's threads, faster on the CPU backend; measurements
   in docs/kernels.md). Built on first use, so importing this module does not
   start a backend."""
-  return jax.jit(_forward,
+  return jax.jit(_forward, static_argnames='impl',
                  compiler_options=compile_options.default_compiler_options())
 
 
-def apply(params: Params, x: jax.Array) -> jax.Array:
+_compiled_fold = jax.jit(_fold, static_argnames='impl')
+
+
+def resolve_impl(impl: str) -> str:
+  """``'auto'`` -> ``'winograd'`` on the CPU backend, ``'direct'`` elsewhere
+  (GPU/TPU convolution libraries choose their own algorithms); other values
+  are checked against :data:`IMPLS`."""
+  if impl == 'auto':
+    return 'winograd' if jax.default_backend() == 'cpu' else 'direct'
+  if impl not in IMPLS:
+    raise ConfigError(f'inception impl: unknown {impl!r}; allowed: '
+                      f"{['auto', *IMPLS]}")
+  return impl
+
+
+_FOLD_CACHE: dict = {}  # (impl, ids of the parameter leaves) -> (leaves, net)
+_FOLD_CACHE_SIZE = 2
+
+
+def _folded_net(params: Params, impl: str) -> Net:
+  """:func:`_fold` of ``params``, kept for the last two parameter sets: a
+  stream of batches folds the weights once. The key is the identity of every
+  parameter array (held by the cache, so an identity cannot be reused while
+  it is there): replacing any array of ``params`` folds again."""
+  leaves = jax.tree.leaves(params)
+  key = (impl, tuple(map(id, leaves)))
+  hit = _FOLD_CACHE.pop(key, None)
+  if hit is None:
+    hit = (leaves, _compiled_fold(params, impl=impl))
+  _FOLD_CACHE[key] = hit  # most recent last
+  while len(_FOLD_CACHE) > _FOLD_CACHE_SIZE:
+    del _FOLD_CACHE[next(iter(_FOLD_CACHE))]
+  return hit[1]
+
+
+def apply(params: Params, x: jax.Array, *, impl: str = 'auto') -> jax.Array:
   """The 2048 pool features of prepared inputs.
 
   Args:
     params: from :func:`load_params`.
     x: float ``[B, 299, 299, 3]`` (NHWC) in ``[-1, 1)``, i.e. ``u / 128 - 1``
       for 8-bit pixel values ``u``.
+    impl: ``'direct'`` (every convolution as XLA's), ``'winograd'`` (the
+      layers of :data:`WINOGRAD_TILES` and :data:`WINOGRAD_ROWS` by
+      Winograd, the same function up to
+      float rounding: ``tests/test_inception.py`` bounds the difference of
+      the features) or ``'auto'`` (:func:`resolve_impl`: Winograd on the
+      CPU).
 
   Returns:
     float32 ``[B, 2048]``. Jitted (top level: not for use inside another
-    ``jax.jit``): one compilation per batch shape.
+    ``jax.jit``): one compilation per batch shape. The weights are prepared
+    (batch norm folded, Winograd kernels transformed) once per parameter set
+    and kept for the next calls.
   """
+  impl = resolve_impl(impl)
   if x.ndim != 4 or x.shape[1:] != (INPUT_SIZE, INPUT_SIZE, 3):
     raise ValueError(f'apply expects prepared [B, {INPUT_SIZE}, {INPUT_SIZE}, '
                      f'3] inputs in [-1, 1); got shape {x.shape}')
-  return _compiled_forward()(params, x)
+  return _compiled_forward()(_folded_net(params, impl), x, impl=impl)
 
 
 # -------------------------------------------------------------- resize ---
@@ -605,7 +726,8 @@ def _batch_sharding(batch_size: int):
 
 
 def features(params: Params, images: Any, *, resize: str = DEFAULT_RESIZE,
-             batch_size: int = 25, progress=None) -> np.ndarray:
+             batch_size: int = 25, impl: str = 'auto',
+             progress=None) -> np.ndarray:
   """FID features of ``[0, 255]`` images.
 
   Args:
@@ -623,12 +745,15 @@ def features(params: Params, images: Any, *, resize: str = DEFAULT_RESIZE,
       dropped), so a stream of any length compiles once per
       ``(batch_size, H, W, C, dtype, resize)``. The default suits a CPU; use
       larger batches on an accelerator.
+    impl: the network's convolutions (:func:`apply`; default ``'auto'``:
+      Winograd where it is faster on the CPU, XLA's elsewhere).
     progress: called as ``progress(done, total)`` after each batch.
 
   Returns:
     float32 numpy ``[N, 2048]``.
   """
   check_resize_mode(resize, 'features')
+  resolve_impl(impl)
   if batch_size < 1:
     raise ValueError(f'batch_size must be >= 1, got {batch_size}')
   shape = tuple(np.shape(images))
@@ -654,7 +779,7 @@ def features(params: Params, images: Any, *, resize: str = DEFAULT_RESIZE,
       batch = np.concatenate([batch, pad])
     if sharding is not None:
       batch = jax.device_put(batch, sharding)
-    result = apply(params, prepare(batch, resize))
+    result = apply(params, prepare(batch, resize), impl=impl)
     if pending is not None:
       collect()
     pending = (start, count, result)
