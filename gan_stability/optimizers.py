@@ -21,10 +21,13 @@ from typing import Callable
 
 import optax
 
+# Each: (learning rate, b1, b2) -> optimiser; b1 and b2 are config.optimizer's
+# unless a caller replaces them (Adam's may be traced scalars: a vmapped
+# hyper-parameter axis).
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
-    'adam': lambda lr, o: optax.adam(lr, b1=o.b1, b2=o.b2),
-    'rmsprop': lambda lr, o: optax.rmsprop(lr),
-    'sgd': lambda lr, o: optax.sgd(lr, momentum=o.b1 or None),
+    'adam': lambda lr, b1, b2: optax.adam(lr, b1=b1, b2=b2),
+    'rmsprop': lambda lr, b1, b2: optax.rmsprop(lr),
+    'sgd': lambda lr, b1, b2: optax.sgd(lr, momentum=b1 or None),
 }
 
 SCHEDULES: dict[str, Callable[[float, int], optax.ScalarOrSchedule]] = {
@@ -34,14 +37,17 @@ SCHEDULES: dict[str, Callable[[float, int], optax.ScalarOrSchedule]] = {
 }
 
 
-def make_optimizer(o, lr: float, total_steps: int
+def make_optimizer(o, lr: float, total_steps: int, *, b1=None, b2=None
                    ) -> optax.GradientTransformation:
   """The optimiser ``o.name`` (``o``: a ``config.optimizer`` node) at rate
-  ``lr`` under the schedule ``o.lr_schedule`` over ``total_steps`` updates."""
+  ``lr`` under the schedule ``o.lr_schedule`` over ``total_steps`` updates;
+  ``b1`` / ``b2`` replace ``o.b1`` / ``o.b2``."""
   if o.name not in OPTIMIZERS:
     raise ValueError(f'config.optimizer.name: unknown {o.name!r}; allowed: '
                      f'{list(OPTIMIZERS)}')
   if o.lr_schedule not in SCHEDULES:
     raise ValueError(f'config.optimizer.lr_schedule: unknown '
                      f'{o.lr_schedule!r}; allowed: {list(SCHEDULES)}')
-  return OPTIMIZERS[o.name](SCHEDULES[o.lr_schedule](lr, total_steps), o)
+  return OPTIMIZERS[o.name](SCHEDULES[o.lr_schedule](lr, total_steps),
+                            o.b1 if b1 is None else b1,
+                            o.b2 if b2 is None else b2)

@@ -10,6 +10,7 @@ field is checked at the step level against its members' own steps
 refused before anything compiles.
 """
 
+import dataclasses
 import json
 import os
 
@@ -117,6 +118,32 @@ def test_learning_rate_axes_equal_separate_runs(tmp_path):
   _sweep_vs_separate(tmp_path, sweep)
 
 
+def test_adam_beta_axes_equal_separate_runs(tmp_path):
+  """Adam's beta1 and beta2 (zipped) in one program: each point equals its
+  own run."""
+  sweep = sw.Sweep(
+      base=SMOKE, overrides=QUIET,
+      axes=sw.zip(sw.axis('optimizer.b1', [0.0, 0.5, 0.9],
+                          in_one_program=True),
+                  sw.axis('optimizer.b2', [0.9, 0.99, 0.999],
+                          in_one_program=True)))
+  _sweep_vs_separate(tmp_path, sweep)
+
+
+def test_sgd_momentum_axis_in_one_program_is_refused():
+  """SGD's b1 (momentum) decides the optimiser state's structure: not
+  vmappable with SGD (with Adam it is)."""
+  sweep = sw.Sweep(base=SMOKE, overrides={'optimizer.name': 'sgd'},
+                   axes=sw.axis('optimizer.b1', [0.0, 0.9],
+                                in_one_program=True))
+  with pytest.raises(sw.SweepError, match=(
+      r"sweep axis 'optimizer\.b1'.*needs a vmappable field")):
+    sw.expand(sweep)
+  assert 'optimizer.b1' not in gan.vmappable_fields(
+      sw.expand(dataclasses.replace(sweep, axes=sw.axis(
+          'optimizer.b1', [0.0, 0.9])))[0].config)
+
+
 def test_grid_times_seeds_is_one_program_of_k_times_s(tmp_path):
   """R1 weight x 2 seeds, both in one program (4 members); the sweep file
   records the in-one-program axes."""
@@ -189,7 +216,8 @@ def test_shape_changing_axis_in_one_program_is_refused(field, values):
       sw.axis(field, values, in_one_program=True)))
   with pytest.raises(sw.SweepError, match=(
       rf"sweep axis '{field}': in_one_program=True needs a vmappable field"
-      r".*The vmappable fields: \['penalty_weight', 'gp_target', .*"
+      r".*The vmappable fields: \['optimizer\.b1', 'optimizer\.b2', "
+      r"'penalty_weight', 'gp_target', .*"
       r"'optimizer\.g_lr'.*'zcr_weight_g'")):
     sw.expand(sweep)
   with pytest.raises(sw.SweepError, match='seeds_in_one_program'):
@@ -260,6 +288,7 @@ def test_vmappable_fields_are_the_steps_hparams():
   fields = gan.vmappable_fields(c)
   assert set(fields) == set(gan.step_hparams(c))
   assert {'penalty_weight', 'optimizer.g_lr', 'optimizer.d_lr', 'ema_decay',
+          'optimizer.b1', 'optimizer.b2',
           'lecam_weight', 'instance_noise', 'cr_weight_real',
           'cr_weight_fake', 'zcr_weight_d', 'zcr_weight_g',
           'consensus_gamma', 'gp_target', 'dragan_c'} <= set(fields)
@@ -281,12 +310,14 @@ CASES = {
              'label_smoothing': 0.0, 'instance_noise': 0.0,
              'lecam_weight': 0.3, 'lecam_decay': 0.0, 'ema_decay': 0.5,
              'zcr_sigma': 0.01, 'zcr_weight_d': 0.0, 'zcr_weight_g': 0.0,
-             'optimizer.g_lr': 1e-4, 'optimizer.d_lr': 1e-2},
+             'optimizer.g_lr': 1e-4, 'optimizer.d_lr': 1e-2,
+             'optimizer.b1': 0.0, 'optimizer.b2': 0.9},
             {'penalty_weight': 10.0, 'gp_target': 1.0, 'd_clip': 0.05,
              'label_smoothing': 0.2, 'instance_noise': 0.3,
              'lecam_weight': 1.0, 'lecam_decay': 0.99, 'ema_decay': 0.999,
              'zcr_sigma': 0.3, 'zcr_weight_d': 5.0, 'zcr_weight_g': 2.0,
-             'optimizer.g_lr': 1e-2, 'optimizer.d_lr': 1e-4}]),
+             'optimizer.g_lr': 1e-2, 'optimizer.d_lr': 1e-4,
+             'optimizer.b1': 0.9, 'optimizer.b2': 0.999}]),
     'mlp_dragan_consensus_sgd': ('mog', {
         'penalty': 'dragan', 'game': 'consensus', 'optimizer.name': 'sgd',
         'optimizer.b1': 0.9}, [

@@ -67,7 +67,10 @@ class Field:
       the value only on whether it is > 0 (a group of runs takes the branch
       if any member does, and a member at 0 then computes what its own run
       computes). :func:`gan_stability.train.gan.make_train_step`'s
-      ``hparams`` takes exactly these fields.
+      ``hparams`` takes exactly these fields. A callable of the config
+      where that depends on other fields (Adam's betas: only with
+      ``optimizer.name='adam'``; SGD's momentum decides the optimiser
+      state's structure). :func:`vmappable_fields` evaluates it.
   """
   default: Any
   kind: type | tuple[type, ...]
@@ -78,7 +81,7 @@ class Field:
   since: str = FIRST_RELEASE
   legacy: Any = _MISSING
   doc: str = ''
-  vmappable: bool = False
+  vmappable: bool | Callable[[Any], bool] = False
 
   @property
   def has_legacy(self) -> bool:
@@ -132,6 +135,12 @@ def _model_names(config) -> list[str]:
 def _num_steps_resumable(config) -> bool:
   # A decaying learning-rate schedule depends on the run's length.
   return config.optimizer.lr_schedule == 'constant'
+
+
+def _is_adam(config) -> bool:
+  # Adam's betas are numbers in its update; SGD's momentum (b1) decides
+  # whether its state has a trace, and RMSProp ignores both.
+  return config['optimizer']['name'] == 'adam'
 
 
 _G_NORMS = ('batch', 'none')
@@ -191,8 +200,10 @@ RUN: dict[str, Field] = {
         '(gan_stability.kernels.compile_options)'),
     'optimizer.name': _str('adam', lambda c: list(optimizers.OPTIMIZERS),
                            doc='gan_stability.optimizers.OPTIMIZERS'),
-    'optimizer.b1': _float(0.5, *_UNIT, doc="Adam's beta1 (SGD: momentum)"),
-    'optimizer.b2': _float(0.999, *_UNIT, doc="Adam's beta2"),
+    'optimizer.b1': _float(0.5, *_UNIT, doc="Adam's beta1 (SGD: momentum)",
+                           vmappable=_is_adam),
+    'optimizer.b2': _float(0.999, *_UNIT, doc="Adam's beta2",
+                           vmappable=_is_adam),
     'optimizer.lr_schedule': _str('constant',
                                   lambda c: list(optimizers.SCHEDULES),
                                   doc='linear: decay to 0 at num_steps'),
@@ -477,6 +488,13 @@ def value(config, name: str):
     raise KeyError(f'config.{name}: missing, and the field has no legacy '
                    'value')
   return legacy
+
+
+def vmappable_fields(config) -> list[str]:
+  """The fields of ``config``'s schema that may vary within one vmapped
+  program (``Field.vmappable``, evaluated on ``config``)."""
+  return [n for n, f in schema_for(config).items()
+          if (f.vmappable(config) if callable(f.vmappable) else f.vmappable)]
 
 
 def schema_for(config) -> dict[str, Field]:

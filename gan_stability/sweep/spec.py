@@ -523,8 +523,7 @@ def _check_in_one_program(sweep: Sweep, config, where: str = '') -> None:
   fields = in_one_program_fields(sweep)
   if not fields:
     return
-  schema = config_schema.schema_for(config)
-  allowed = [n for n, f in schema.items() if f.vmappable]
+  allowed = config_schema.vmappable_fields(config)
   for field in fields:
     if field not in allowed:
       raise SweepError(

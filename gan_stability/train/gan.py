@@ -96,7 +96,7 @@ class GANState:
   OPTIONAL_FIELDS = ('stabilisers', 'game_state')
 
 
-def make_optimizers(config, *, g_lr=None, d_lr=None
+def make_optimizers(config, *, g_lr=None, d_lr=None, b1=None, b2=None
                     ) -> tuple[optax.GradientTransformation,
                                optax.GradientTransformation]:
   """(G optimiser, D optimiser) from ``config.optimizer``.
@@ -105,13 +105,16 @@ def make_optimizers(config, *, g_lr=None, d_lr=None
   ``num_steps`` generator updates (the D schedule counts its
   ``n_critic * num_steps`` updates). ``g_lr`` / ``d_lr`` replace the
   config's rates (e.g. traced scalars, :func:`make_train_step`'s
-  ``hparams``): the optimisers' states do not depend on them.
+  ``hparams``), ``b1`` / ``b2`` Adam's betas (the same for both players,
+  as in the config): the optimisers' states do not depend on them.
   """
   o = config.optimizer
+  betas = {k: v for k, v in (('b1', b1), ('b2', b2)) if v is not None}
   return (optimizers.make_optimizer(o, o.g_lr if g_lr is None else g_lr,
-                                    config.num_steps),
+                                    config.num_steps, **betas),
           optimizers.make_optimizer(o, o.d_lr if d_lr is None else d_lr,
-                                    config.num_steps * config.n_critic))
+                                    config.num_steps * config.n_critic,
+                                    **betas))
 
 
 def _stabiliser_options(config) -> dict:
@@ -178,7 +181,7 @@ def vmappable_fields(config) -> list[str]:
   """The fields of ``config``'s schema marked ``vmappable``
   (:class:`gan_stability.config.schema.Field`): those
   :func:`make_train_step` takes as ``hparams``."""
-  return [n for n, f in schema.schema_for(config).items() if f.vmappable]
+  return schema.vmappable_fields(config)
 
 
 def step_hparams(config) -> dict[str, Any]:
@@ -192,6 +195,9 @@ def step_hparams(config) -> dict[str, Any]:
       'd_clip': float(config.d_clip),
       'optimizer.g_lr': config.optimizer.g_lr,
       'optimizer.d_lr': config.optimizer.d_lr,
+      **({'optimizer.b1': float(config.optimizer.b1),
+          'optimizer.b2': float(config.optimizer.b2)}
+         if 'optimizer.b1' in vmappable_fields(config) else {}),
       'ema_decay': float(config.ema_decay),
       **{name: v(name) for name in (
           'dragan_c', 'lecam_weight', 'lecam_decay', 'consensus_gamma',
@@ -285,7 +291,9 @@ def make_train_step(config, generator, discriminator, *,
         config.penalty, **{arg: hv[field] for arg, field in (
             penalty.params.items() if penalty else ())})
     g_opt, d_opt = make_optimizers(config, g_lr=hv['optimizer.g_lr'],
-                                   d_lr=hv['optimizer.d_lr'])
+                                   d_lr=hv['optimizer.d_lr'],
+                                   b1=hv.get('optimizer.b1'),
+                                   b2=hv.get('optimizer.b2'))
 
     def clip_d(d_params):
       """WGAN's clipping of D's weights; a traced bound of 0 (a member of a
